@@ -1,0 +1,5 @@
+"""`python -m taskd`."""
+
+from .cli import main
+
+raise SystemExit(main())

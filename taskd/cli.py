@@ -1,0 +1,109 @@
+"""The command line: arguments, configuration, and which front-end to start.
+
+A thin layer over Daemon.run(): everything here happens before the loop exists, and
+a mistake here (bad option, bad config, missing file) exits 2 with nothing started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+from . import __version__
+from .config import Config, load_config
+from .daemon import Daemon, Frontend
+from .errors import ConfigError
+from .kinds import Kind, load_kinds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="taskd",
+        description="A task-manager shell for asyncio: spawn, watch and cancel named tasks.",
+        epilog="With no FILE and a terminal on stdin, taskd is an interactive shell; "
+        "otherwise it reads commands from FILE or stdin. Exit status: 0, 1 when a "
+        "command failed, 2 for usage and configuration errors, 128+N after signal N.",
+    )
+    parser.add_argument(
+        "file", nargs="?", metavar="FILE", help="read commands from FILE ('-': stdin)"
+    )
+    parser.add_argument("--config", metavar="PATH", help="configuration file to use")
+    parser.add_argument("--strict", action="store_true", help="stop at the first failed command")
+    parser.add_argument("--log", metavar="FILE", help="log task events to FILE from the start")
+    parser.add_argument("--log-json", action="store_true", help="log as JSON lines")
+    parser.add_argument("--prompt", metavar="TEXT", help="the interactive prompt")
+    parser.add_argument("--no-color", action="store_true", help="no colours in the shell")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), help="the event loop to use")
+    parser.add_argument("--version", action="version", version=f"taskd {__version__}")
+    return parser
+
+
+def _configure(args: argparse.Namespace) -> tuple[Config, dict[str, Kind]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = load_config(args.config)
+    for warning in caught:
+        print(f"taskd: warning: {warning.message}", file=sys.stderr)
+    changes: dict[str, object] = {}
+    if args.prompt is not None:
+        changes["prompt"] = args.prompt
+    if args.log is not None:
+        changes["log_file"] = args.log
+    if args.log_json:
+        changes["log_format"] = "json"
+    if args.no_color:
+        changes["color"] = "never"
+    if args.loop is not None:
+        changes["loop"] = args.loop
+    config = dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+    if config.loop == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "loop", "uvloop is not installed (pip install 'taskd[uvloop]')"
+            ) from None
+    kinds = load_kinds(config.kinds, config.sources[-1])
+    return config, kinds
+
+
+def _frontend(args: argparse.Namespace, config: Config) -> Frontend:
+    if args.file is None and sys.stdin is not None and sys.stdin.isatty():
+        try:
+            from .frontends.shell import ShellFrontend
+        except ImportError:
+            pass
+        else:
+            return ShellFrontend(config)
+    from .frontends.script import ScriptFrontend
+
+    return ScriptFrontend(args.file or "-", strict=args.strict)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config, kinds = _configure(args)
+    except ConfigError as exc:
+        print(f"taskd: error: {exc}", file=sys.stderr)
+        return 2
+    if args.file not in (None, "-"):
+        try:
+            with open(args.file, "rb"):
+                pass
+        except OSError as exc:
+            print(f"taskd: error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+    daemon = Daemon(config, kinds)
+    status = daemon.run(_frontend(args, config))
+    if daemon.abandoned_threads or daemon.abandoned_tasks:
+        # The interpreter would join the sleeping threads (and finalize the stuck
+        # tasks) at exit: leave now, everything has been flushed.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status

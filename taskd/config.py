@@ -1,0 +1,116 @@
+"""Configuration: the packaged defaults, overlaid by at most one user file.
+
+The defaults live in one file, `config/taskd.toml` in the source tree, which the
+build copies into the package as `defaults.toml`; the installed program reads that
+copy, so what the documented file says is what the program does.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import warnings
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+_CHOICES = {
+    "color": ("auto", "always", "never"),
+    "log_format": ("text", "json"),
+    "loop": ("asyncio", "uvloop"),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting taskd reads, already checked."""
+
+    prompt: str = "taskd> "
+    cancel_grace: float = 2.0
+    history: int = 1000
+    color: str = "auto"
+    history_file: str = ""
+    log_file: str = ""
+    log_format: str = "text"
+    stall_threshold: float = 0.5
+    loop: str = "asyncio"
+    kinds: dict[str, str] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
+
+
+def defaults_text() -> str:
+    """The text of the packaged defaults (the source tree's copy when not installed)."""
+    packaged = resources.files("taskd").joinpath("defaults.toml")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    source_tree = Path(__file__).resolve().parent.parent / "config" / "taskd.toml"
+    return source_tree.read_text(encoding="utf-8")
+
+
+def user_config_path(explicit: str | None) -> Path | None:
+    """The user's file: --config PATH, else the XDG location if that file exists."""
+    if explicit is not None:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    candidate = Path(base) / "taskd" / "config.toml"
+    return candidate if candidate.is_file() else None
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, f"not valid TOML ({exc})") from None
+
+
+def _check(values: dict[str, Any], source: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    """Keep the keys taskd knows, each of the default's type; warn about the others."""
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in defaults:
+            warnings.warn(f"{source}: unknown key {key!r} ignored", UserWarning, stacklevel=2)
+            continue
+        expected = type(defaults[key])
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or isinstance(value, bool) != isinstance(
+            defaults[key], bool
+        ):
+            raise ConfigError(
+                source, f"expected {expected.__name__}, got {type(value).__name__}", key
+            )
+        if key == "kinds":
+            for name, target in value.items():
+                if not isinstance(target, str) or ":" not in target:
+                    raise ConfigError(source, 'expected "module:function"', f"kinds.{name}")
+        elif key in _CHOICES and value not in _CHOICES[key]:
+            raise ConfigError(source, f"expected one of {', '.join(_CHOICES[key])}", key)
+        elif key in ("cancel_grace", "stall_threshold") and not 0 <= value < float("inf"):
+            raise ConfigError(source, "expected a finite number >= 0", key)
+        elif key == "history" and value < 0:
+            raise ConfigError(source, "expected a number >= 0", key)
+        checked[key] = value
+    return checked
+
+
+def load_config(explicit: str | None = None) -> Config:
+    """Read the defaults and the user's file; raise ConfigError naming file and key."""
+    defaults = _parse(defaults_text(), "defaults.toml")
+    values = dict(defaults)
+    sources = ["defaults"]
+    path = user_config_path(explicit)
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(str(path), f"cannot read it: {reason}") from None
+        user = _check(_parse(text, str(path)), str(path), defaults)
+        if "kinds" in user:
+            user["kinds"] = {**defaults.get("kinds", {}), **user["kinds"]}
+        values.update(user)
+        sources.append(str(path))
+    return Config(**values, sources=tuple(sources))

@@ -1,0 +1,24 @@
+"""What a running task can know about itself, through context variables.
+
+The daemon runs each task in its own copy of the context with CURRENT set to the
+task's record, so anything the task prints (print(), sys.stdout, sys.stderr) can be
+routed to that task's output, and kinds can read the daemon's cancel grace without
+holding a reference to the daemon.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .registry import TaskRecord
+
+CURRENT: ContextVar[TaskRecord | None] = ContextVar("taskd_current", default=None)
+CANCEL_GRACE: ContextVar[float] = ContextVar("taskd_cancel_grace", default=2.0)
+
+
+def current_name() -> str | None:
+    """The name of the taskd task this code runs in, if any."""
+    record = CURRENT.get()
+    return record.name if record is not None else None

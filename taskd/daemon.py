@@ -1,0 +1,272 @@
+"""The daemon's lifecycle: one loop, kept alive with run_forever().
+
+The story of `run`: make a new event loop and a first task, `serve`, on it; run the
+loop forever. `serve` starts up (output, stdout capture, signals, the log), lets the
+front-end read and execute commands until `end`, end of input or a signal, then
+shuts down: cancel every task, wait up to the grace period, name the ones that
+refused, flush and close the log, and stop the loop. After the loop stops, `run`
+finalizes async generators, gives executor threads a bounded moment, and closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from . import events as ev
+from . import formatting
+from .capture import TaskStream
+from .config import Config
+from .engine import Engine, one_line
+from .errors import CommandError
+from .events import Event
+from .kinds import Kind
+from .output import Output
+from .registry import TaskRecord
+
+WORKER_PREFIX = "taskd-worker"
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Frontend(Protocol):
+    """Where commands come from. The engine never imports one; it is handed one."""
+
+    async def open(self, daemon: Daemon) -> Output:
+        """Set up the streams on the running loop; return where output goes."""
+
+    async def run(self, daemon: Daemon) -> None:
+        """Read and execute commands until end of input or `daemon.ending`."""
+
+    def interrupt(self, daemon: Daemon) -> None:
+        """SIGINT arrived (Ctrl-C outside a prompt)."""
+
+    async def aclose(self) -> None:
+        """Release the front-end's streams, after everything was written."""
+
+
+class Daemon(Engine):
+    """An Engine hosted on its own event loop, from start to a bounded end."""
+
+    def __init__(self, config: Config, kinds: dict[str, Kind] | None = None) -> None:
+        super().__init__(config, kinds)
+        self.exit_status = 0
+        self.signalled: int | None = None
+        self.abandoned_tasks: list[TaskRecord] = []
+        self.abandoned_threads: list[str] = []
+        self._end_requested: asyncio.Event | None = None
+        self._hurry: asyncio.Event | None = None
+        self._saved_std: tuple[Any, Any] | None = None
+
+    # -- the story ---------------------------------------------------------------
+
+    def run(self, frontend: Frontend) -> int:
+        """Run the daemon until it ends; return the exit status."""
+        loop = self._new_loop()
+        asyncio.set_event_loop(loop)
+        loop.set_exception_handler(self._on_loop_error)
+        executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix=WORKER_PREFIX)
+        loop.set_default_executor(executor)
+        serving = loop.create_task(self.serve(frontend), name="taskd:serve")
+        serving.add_done_callback(lambda _: loop.stop())
+        try:
+            loop.run_forever()
+        finally:
+            started_closing = time.monotonic()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            self._release_executor(executor, started_closing + 0.5)
+            self._restore_std()
+            asyncio.set_event_loop(None)
+            loop.close()
+        if not serving.cancelled() and serving.exception() is not None:
+            self.exit_status = max(self.exit_status, 1)
+        return self.exit_status
+
+    async def serve(self, frontend: Frontend) -> None:
+        self._end_requested = asyncio.Event()
+        self._hurry = asyncio.Event()
+        self.output = await frontend.open(self)
+        self.bus.subscribe(self._present)
+        self._capture_std()
+        self._install_signals(frontend)
+        try:
+            if await self.startup():
+                await self._main(frontend)
+        finally:
+            await self.shutdown()
+            self._remove_signals()
+            await frontend.aclose()
+
+    async def startup(self) -> bool:
+        """Open the configured log; False (exit 2, nothing started) if it can't be."""
+        if self.config.log_file:
+            try:
+                await self.start_log(self.config.log_file, self.config.log_format)
+            except CommandError as exc:
+                self.report(f"error: {exc}")
+                self.exit_status = 2
+                return False
+        self.bus.emit(ev.DAEMON, ev.DAEMON_START, {"config": list(self.config.sources)})
+        return True
+
+    async def _main(self, frontend: Frontend) -> None:
+        """The front-end reads commands until it is done or an end is requested."""
+        assert self._end_requested is not None
+        reading = asyncio.create_task(frontend.run(self), name="taskd:frontend")
+        ended = asyncio.create_task(self._end_requested.wait(), name="taskd:end-request")
+        await asyncio.wait({reading, ended}, return_when=asyncio.FIRST_COMPLETED)
+        ended.cancel()
+        if not reading.done():
+            reading.cancel()  # a signal: stop reading, even in the middle of a command
+        await asyncio.wait({reading})
+        if not reading.cancelled() and (exc := reading.exception()) is not None:
+            self.report(f"internal error in the front-end: {type(exc).__name__}: {exc}")
+            self.bus.emit(
+                ev.DAEMON,
+                ev.DAEMON_ERROR,
+                {
+                    "error": one_line(repr(exc)),
+                    "traceback": "".join(traceback.format_exception(exc)),
+                },
+            )
+            self.exit_status = max(self.exit_status, 1)
+
+    async def shutdown(self) -> None:
+        """Cancel every task, wait up to the grace period, report, flush the log."""
+        self.ending = True
+        live = list(self.registry.live.values())
+        tasks = []
+        for record in live:
+            if record.task is not None:
+                record.task.cancel()
+                record.state = record.state.CANCELLING
+                tasks.append(record.task)
+        if tasks:
+            await self._wait_or_hurry(tasks, self.config.cancel_grace)
+        stuck = [r for r in live if not r.finished]
+        for record in stuck:
+            if record.task is not None:
+                # It is named below; asyncio need not complain about it at exit.
+                record.task._log_destroy_pending = False  # type: ignore[attr-defined]
+            self.bus.emit(record.name, ev.CANCEL_REFUSED, {"grace_s": self.config.cancel_grace})
+        if stuck:
+            self.report(
+                f"abandoned {len(stuck)} task{'s' if len(stuck) > 1 else ''} that did not "
+                f"stop within {self.config.cancel_grace:g}s: "
+                + ", ".join(r.name for r in stuck[:10])
+                + (f" (+{len(stuck) - 10} more)" if len(stuck) > 10 else "")
+            )
+        self.abandoned_tasks = stuck
+        self.bus.emit(ev.DAEMON, ev.DAEMON_END, {"status": self.exit_status})
+        await self.stop_log()
+        await self.output.drain()
+
+    # -- ending ------------------------------------------------------------------
+
+    def request_end(self, signum: int | None = None) -> None:
+        """Stop reading and shut down; a second signal skips the grace period."""
+        if signum is not None:
+            self.signalled = signum
+            self.exit_status = 128 + signum
+        if self.ending and signum is not None and self._hurry is not None:
+            self._hurry.set()
+        self.ending = True
+        if self._end_requested is not None:
+            self._end_requested.set()
+
+    async def _wait_or_hurry(self, tasks: list[asyncio.Task[object]], timeout: float) -> None:
+        assert self._hurry is not None
+        hurry = asyncio.create_task(self._hurry.wait(), name="taskd:hurry")
+        waiting = asyncio.create_task(asyncio.wait(tasks, timeout=timeout), name="taskd:grace")
+        await asyncio.wait({hurry, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        hurry.cancel()
+        waiting.cancel()
+        await asyncio.wait({hurry, waiting})
+
+    def _install_signals(self, frontend: Frontend) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in SIGNALS:
+            if signum == signal.SIGINT:
+                loop.add_signal_handler(signum, self._on_sigint, frontend)
+            else:
+                loop.add_signal_handler(signum, self.request_end, signum)
+
+    def _on_sigint(self, frontend: Frontend) -> None:
+        if self.ending:
+            self.request_end(signal.SIGINT)
+        else:
+            frontend.interrupt(self)
+
+    def _remove_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in SIGNALS:
+            loop.remove_signal_handler(signum)
+
+    # -- output ------------------------------------------------------------------
+
+    def _present(self, event: Event) -> None:
+        text = formatting.present(event)
+        if text is not None:
+            self.output.write(text + "\n")
+
+    def _capture_std(self) -> None:
+        """Make print() inside a task that task's output, for the daemon's lifetime."""
+        loop = asyncio.get_running_loop()
+        out = TaskStream(loop, self.task_line, self.output.write)
+        err = TaskStream(loop, self.task_line, self.output.error)
+        self._stream_flush = out.flush_record
+        self._saved_std = (sys.stdout, sys.stderr)
+        sys.stdout, sys.stderr = out, err
+
+    def _restore_std(self) -> None:
+        if self._saved_std is not None:
+            sys.stdout, sys.stderr = self._saved_std
+            self._saved_std = None
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """taskd's own exception handler: one line for the user, the rest to the log."""
+        message = str(context.get("message", "unexpected error"))
+        exc = context.get("exception")
+        line = message + (f": {type(exc).__name__}: {exc}" if exc is not None else "")
+        self.report(f"error: {line}")
+        fields: dict[str, Any] = {"error": one_line(line)}
+        if isinstance(exc, BaseException):
+            fields["traceback"] = "".join(traceback.format_exception(exc))
+        self.bus.emit(ev.DAEMON, ev.DAEMON_ERROR, fields)
+
+    # -- the loop and its threads -------------------------------------------------
+
+    def _new_loop(self) -> asyncio.AbstractEventLoop:
+        if self.config.loop == "uvloop":
+            import uvloop  # an optional extra; cli checks that it imports
+
+            return uvloop.new_event_loop()
+        return asyncio.new_event_loop()
+
+    def _release_executor(self, executor: ThreadPoolExecutor, deadline: float) -> None:
+        """Shut the default executor down without waiting on threads past DEADLINE.
+
+        A thread blocked in time.sleep cannot be stopped; it is named and abandoned
+        (the caller then leaves with os._exit, since the interpreter would join it).
+        """
+        executor.shutdown(wait=False, cancel_futures=True)
+        for thread in threading.enumerate():
+            if thread.name.startswith(WORKER_PREFIX) or thread.name.startswith("taskd:"):
+                thread.join(max(0.0, deadline - time.monotonic()))
+                if thread.is_alive():
+                    self.abandoned_threads.append(thread.name)
+        if self.abandoned_threads:
+            names = [n.removeprefix("taskd:") for n in self.abandoned_threads]
+            busy = ", ".join(n for n in names if not n.startswith(WORKER_PREFIX))
+            text = f"abandoned {len(names)} executor thread{'s' if len(names) > 1 else ''}"
+            saved = self._saved_std[1] if self._saved_std else sys.stderr
+            print(
+                f"taskd: {text} still running" + (f" ({busy})" if busy else ""),
+                file=saved,
+                flush=True,
+            )

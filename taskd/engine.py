@@ -1,0 +1,208 @@
+"""The engine: named tasks spawned, watched, cancelled and awaited, with events.
+
+It knows nothing of terminals or files: commands call it, front-ends give it an
+Output, sinks subscribe to its events. Everything here runs on the daemon's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import difflib
+import time
+import traceback
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from . import commands, formatting
+from . import events as ev
+from .config import Config
+from .context import CANCEL_GRACE, CURRENT
+from .errors import CommandError, shown
+from .eventlog import EventLog
+from .kinds import Kind, KindFunc, load_kinds
+from .output import MemoryOutput, Output
+from .registry import Registry, State, TaskRecord
+
+MAX_DETAIL = 500  # characters of an error or output line kept for `show`
+
+
+def one_line(text: str, limit: int = MAX_DETAIL) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class TaskExit(Exception):
+    """A task raised KeyboardInterrupt or SystemExit, which asyncio would let escape
+    run_forever() and stop the whole daemon; the task fails with this instead."""
+
+
+async def _guarded(func: KindFunc, values: list[Any]) -> object:
+    # The kind's coroutine is created here, inside the task, so a task cancelled
+    # before it first runs leaves no never-awaited coroutine behind.
+    try:
+        return await func(*values)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        raise TaskExit(f"the task raised {type(exc).__name__}({exc})") from exc
+
+
+def _names(records: list[TaskRecord], most: int = 5) -> str:
+    names = ", ".join(r.name for r in records[:most])
+    return names + (f" (+{len(records) - most} more)" if len(records) > most else "")
+
+
+class Engine:
+    """Tasks by name, their lifecycle, and the event log switch."""
+
+    def __init__(self, config: Config, kinds: dict[str, Kind] | None = None) -> None:
+        self.config = config
+        self.kinds = kinds if kinds is not None else load_kinds(config.kinds)
+        self.registry = Registry(config.history)
+        self.bus = ev.EventBus()
+        self.output: Output = MemoryOutput()
+        self.log: EventLog | None = None
+        self.ending = False
+        self.width: Callable[[], int | None] = lambda: None
+        self._stream_flush: Callable[[TaskRecord], None] = lambda record: None
+
+    async def execute(self, line: str) -> None:
+        """Run one command line; CommandError says what was wrong (nothing changed)."""
+        await commands.execute(self, line)
+
+    def request_end(self, signum: int | None = None) -> None:
+        """Ask to end; the daemon stops reading and shuts down."""
+        self.ending = True
+
+    def output_width(self) -> int | None:
+        return self.width()
+
+    def report(self, message: str) -> None:
+        """A one-line message for stderr that no command line caused."""
+        self.output.error(f"taskd: {one_line(message, 2000)}\n")
+
+    # -- tasks -------------------------------------------------------------------
+
+    def kind(self, name: str) -> Kind:
+        found = self.kinds.get(name)
+        if found is not None:
+            return found
+        close = difflib.get_close_matches(name, self.kinds, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else "; 'kinds' lists them"
+        raise CommandError(f"unknown kind {shown(name)}{hint}")
+
+    def spawn(self, kind_name: str, words: list[str], name: str | None = None) -> TaskRecord:
+        """Start a task of KIND with WORDS; CommandError (and no change) if they are bad."""
+        kind = self.kind(kind_name)
+        values = kind.bind(words)
+        if name is None:
+            name = self.registry.new_name(kind.name)
+        else:
+            self.registry.claim(name)
+        record = TaskRecord(name, kind.name, tuple(words))
+        context = contextvars.copy_context()
+        context.run(CURRENT.set, record)
+        context.run(CANCEL_GRACE.set, self.config.cancel_grace)
+        task = asyncio.get_running_loop().create_task(
+            _guarded(kind.func, values), name=name, context=context
+        )
+        record.task = task
+        self.registry.add(record)
+        task.add_done_callback(partial(self._on_done, record))
+        self.bus.emit(name, ev.STARTED, {"kind": kind.name, "args": list(words)})
+        return record
+
+    def task_line(self, record: TaskRecord, line: str) -> None:
+        """One line a task printed."""
+        record.last_line = line if len(line) <= MAX_DETAIL else line[:MAX_DETAIL] + "…"
+        self.bus.emit(record.name, ev.OUTPUT, {"text": line})
+
+    def _on_done(self, record: TaskRecord, task: asyncio.Task[object]) -> None:
+        # A done callback, not a finally in the task: a task cancelled before it
+        # first runs never executes its coroutine, yet must still be accounted for.
+        self._stream_flush(record)
+        record.ended = time.monotonic()
+        record.task = None  # drop the task, and with it the coroutine and its frame
+        fields: dict[str, Any] = {"runtime_s": round(record.runtime(), 6)}
+        if task.cancelled():
+            record.state = State.CANCELLED
+            event = ev.CANCELLED
+        elif (exc := task.exception()) is not None:
+            record.state = State.FAILED
+            record.error = one_line(f"{type(exc).__name__}: {exc}".rstrip(": "))
+            record.traceback = "".join(traceback.format_exception(exc))
+            fields.update(error=record.error, traceback=record.traceback)
+            event = ev.FAILED
+        else:
+            record.state = State.DONE
+            result = task.result()
+            if result is not None:
+                record.result = one_line(repr(result), 200)
+                fields["result"] = record.result
+            event = ev.DONE
+        self.registry.finish(record)
+        self.bus.emit(record.name, event, fields)
+
+    async def cancel(self, records: list[TaskRecord]) -> list[TaskRecord]:
+        """Cancel RECORDS, wait up to the grace period; say how each ended.
+
+        Returns the ones that did not stop in time (they stay `cancelling`).
+        """
+        tasks = []
+        for record in records:
+            if record.task is not None and not record.task.done():
+                record.task.cancel()
+                record.state = State.CANCELLING
+                tasks.append(record.task)
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.config.cancel_grace)
+        refused = []
+        for record in records:
+            if record.state is State.CANCELLED:
+                self.output.write(f"cancelled {record.name}\n")
+            elif record.finished:
+                self.output.write(f"{record.name} ended first: {formatting.ending(record)}\n")
+            else:
+                refused.append(record)
+                self.bus.emit(record.name, ev.CANCEL_REFUSED, {"grace_s": self.config.cancel_grace})
+        return refused
+
+    async def wait_for(self, records: list[TaskRecord], timeout: float | None) -> None:
+        """Wait until RECORDS have ended; CommandError on timeout or if any failed."""
+        tasks = [r.task for r in records if r.task is not None and not r.task.done()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            if pending:
+                still = [r for r in records if not r.finished]
+                raise CommandError(f"timed out after {timeout:g}s; still running: {_names(still)}")
+        failed = [r for r in records if r.state is State.FAILED]
+        if failed:
+            raise CommandError(
+                f"{len(failed)} task{'s' if len(failed) > 1 else ''} failed: "
+                + "; ".join(f"{r.name}: {r.error}" for r in failed[:5])
+            )
+
+    # -- the event log -----------------------------------------------------------
+
+    async def start_log(self, path: str, fmt: str) -> None:
+        """Log to PATH; if it cannot be opened, the current log stays in use."""
+        new = EventLog(path, fmt, self.report)
+        await new.open()
+        await self.stop_log()
+        self.log = new
+        self.bus.subscribe(new)
+
+    async def stop_log(self) -> str:
+        old, self.log = self.log, None
+        if old is None:
+            return "not logging"
+        self.bus.unsubscribe(old)
+        await old.aclose()
+        return f"stopped logging to {old.path} ({old.written} events written)"
+
+    def log_status(self) -> str:
+        if self.log is None:
+            return "not logging"
+        log = self.log
+        state = f"; writing failed: {log.failure}" if log.failure else ""
+        return f"logging to {log.path} ({log.format}), {log.written} events written{state}"

@@ -1,0 +1,65 @@
+"""Events: what the engine says happened, for any number of sinks to consume.
+
+The engine never prints; it emits events. A front-end presents some of them, the
+event log records all of them. Sinks are called synchronously on the loop and must
+not block: they queue or buffer, and do their I/O elsewhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+# The event names, as they appear in the log.
+STARTED = "started"
+OUTPUT = "output"
+DONE = "done"
+CANCELLED = "cancelled"
+FAILED = "failed"
+CANCEL_REFUSED = "cancel-refused"
+DAEMON_START = "daemon-start"
+DAEMON_END = "daemon-end"
+DAEMON_ERROR = "error"
+STALL = "stall"
+
+DAEMON = "taskd"  # the task name of the daemon's own events
+
+
+class Event:
+    """One thing that happened: when, to which task, what, and its details."""
+
+    __slots__ = ("ts", "task", "event", "fields")
+
+    def __init__(self, task: str, event: str, fields: dict[str, Any] | None = None) -> None:
+        self.ts = time.time()
+        self.task = task
+        self.event = event
+        self.fields = fields if fields is not None else {}
+
+    def __repr__(self) -> str:
+        return f"Event({self.task!r}, {self.event!r}, {self.fields!r})"
+
+
+Sink = Callable[[Event], None]
+
+
+class EventBus:
+    """Hands every event to every subscribed sink, in subscription order."""
+
+    def __init__(self) -> None:
+        self._sinks: list[Sink] = []
+
+    def subscribe(self, sink: Sink) -> None:
+        self._sinks.append(sink)
+
+    def unsubscribe(self, sink: Sink) -> None:
+        if sink in self._sinks:
+            self._sinks.remove(sink)
+
+    def emit(self, task: str, event: str, fields: dict[str, Any] | None = None) -> None:
+        if not self._sinks:
+            return
+        ev = Event(task, event, fields)
+        for sink in self._sinks:
+            sink(ev)

@@ -1,0 +1,1 @@
+"""Front-ends: where command lines come from and where output goes."""

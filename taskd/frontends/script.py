@@ -1,0 +1,75 @@
+"""The script front-end: commands from a file or a pipe, never a prompt.
+
+Errors go to stderr as SOURCE:LINE: error: MESSAGE and reading goes on (with
+--strict it stops at the first). The exit status is 1 when any command failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from ..daemon import Daemon
+from ..errors import CommandError
+from ..output import Output
+from .streams import LineTooLong, StdStreams, file_chunks, split_lines, stdin_chunks
+
+MAX_LINE = 64 * 1024
+
+
+class ScriptFrontend:
+    """Reads SOURCE (a path, or '-' for standard input) line by line."""
+
+    def __init__(self, source: str = "-", strict: bool = False) -> None:
+        self.source = source
+        self.label = "<stdin>" if source == "-" else source
+        self.strict = strict
+        self.failures = 0
+        self._streams = StdStreams()
+        self._running: asyncio.Task[None] | None = None
+
+    async def open(self, daemon: Daemon) -> Output:
+        def broken(which: str) -> None:
+            # Nobody reads us any more: stop, as `taskd s.tdc | head -1` should.
+            if which == "stdout":
+                daemon.request_end()
+
+        return await self._streams.open_output(broken, with_stdin=self.source == "-")
+
+    def _chunks(self) -> AsyncIterator[bytes]:
+        if self.source == "-":
+            return stdin_chunks(self._streams)
+        return file_chunks(self.source)
+
+    async def run(self, daemon: Daemon) -> None:
+        lineno = 0
+        async for raw in split_lines(self._chunks(), MAX_LINE):
+            lineno += 1
+            try:
+                if isinstance(raw, LineTooLong):
+                    raise CommandError(
+                        f"line too long ({raw.length} bytes; the limit is {MAX_LINE})"
+                    )
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise CommandError(
+                        f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+                    ) from None
+                await daemon.execute(line)
+            except CommandError as exc:
+                self.failures += 1
+                daemon.exit_status = max(daemon.exit_status, 1)
+                daemon.output.error(f"{self.label}:{lineno}: error: {exc}\n")
+                if self.strict:
+                    return
+            if daemon.ending:
+                return
+
+    def interrupt(self, daemon: Daemon) -> None:
+        from signal import SIGINT
+
+        daemon.request_end(SIGINT)
+
+    async def aclose(self) -> None:
+        self._streams.restore()

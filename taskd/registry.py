@@ -1,0 +1,164 @@
+"""Named tasks and their states.
+
+Live tasks are found by name in O(1); finished ones move to a bounded history so that
+`show --all` can say how each ended. A finished record keeps text (its last line, its
+error, its traceback as a string), never the task or exception objects, so no
+coroutine frame outlives its task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from enum import StrEnum
+from fnmatch import fnmatchcase
+
+from .errors import CommandError, shown
+
+MAX_NAME = 64
+
+
+class State(StrEnum):
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+FINAL = frozenset({State.DONE, State.CANCELLED, State.FAILED})
+
+
+class TaskRecord:
+    """What taskd knows of one task, for as long as it is remembered."""
+
+    __slots__ = (
+        "name",
+        "kind",
+        "args",
+        "state",
+        "started_at",
+        "started",
+        "ended",
+        "last_line",
+        "error",
+        "traceback",
+        "result",
+        "task",
+        "pending",
+    )
+
+    def __init__(self, name: str, kind: str, args: tuple[str, ...]) -> None:
+        self.name = name
+        self.kind = kind
+        self.args = args
+        self.state = State.RUNNING
+        self.started_at = time.time()  # wall clock, for people
+        self.started = time.monotonic()  # for durations
+        self.ended: float | None = None
+        self.last_line = ""
+        self.error = ""
+        self.traceback = ""
+        self.result = ""
+        self.task: asyncio.Task[object] | None = None
+        self.pending = ""  # printed text not yet ended by a newline
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL
+
+    def runtime(self, now: float | None = None) -> float:
+        end = self.ended if self.ended is not None else (now or time.monotonic())
+        return max(0.0, end - self.started)
+
+
+def is_pattern(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def check_name(name: str) -> str:
+    """Return NAME if it is a valid task name, else raise CommandError."""
+    if not name:
+        raise CommandError("a task name cannot be empty")
+    if len(name) > MAX_NAME:
+        raise CommandError(f"task name too long ({len(name)} characters; at most {MAX_NAME})")
+    for char in name:
+        if not (char.isalnum() or char in "-_."):
+            raise CommandError(
+                f"invalid task name {shown(name)}: use letters, digits, '-', '_' and '.'"
+            )
+    return name
+
+
+class Registry:
+    """Live tasks by name, and the last `history_size` finished ones."""
+
+    def __init__(self, history_size: int = 1000) -> None:
+        self.history_size = history_size
+        self.live: dict[str, TaskRecord] = {}
+        self.history: dict[str, TaskRecord] = {}  # insertion order = order of ending
+        self.finished_count = 0
+        self._serial: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.live)
+
+    def get(self, name: str) -> TaskRecord | None:
+        return self.live.get(name) or self.history.get(name)
+
+    def new_name(self, kind: str) -> str:
+        """A short name not in use: KIND-N with N counting up per kind."""
+        n = self._serial.get(kind, 0)
+        while True:
+            n += 1
+            name = f"{kind}-{n}"
+            if name not in self.live and name not in self.history:
+                self._serial[kind] = n
+                return name
+
+    def claim(self, name: str) -> None:
+        """Raise CommandError unless NAME is free for a new task."""
+        check_name(name)
+        if name in self.live:
+            raise CommandError(f"a task named {shown(name)} is already running")
+
+    def add(self, record: TaskRecord) -> None:
+        self.history.pop(record.name, None)  # a finished name may be used again
+        self.live[record.name] = record
+
+    def finish(self, record: TaskRecord) -> None:
+        if self.live.get(record.name) is record:
+            del self.live[record.name]
+        self.finished_count += 1
+        if self.history_size <= 0:
+            return
+        self.history[record.name] = record
+        while len(self.history) > self.history_size:
+            del self.history[next(iter(self.history))]
+
+    def records(self, include_finished: bool = False) -> Iterator[TaskRecord]:
+        if include_finished:
+            yield from self.history.values()
+        yield from self.live.values()
+
+    def select(self, specs: list[str], include_finished: bool) -> list[TaskRecord]:
+        """The records that NAMEs and glob PATTERNs pick, each once, in order.
+
+        A plain name that names no task, or a pattern that matches none, is an error,
+        so that a typo never silently selects nothing.
+        """
+        chosen: dict[str, TaskRecord] = {}
+        for spec in specs:
+            if is_pattern(spec):
+                hits = [r for r in self.records(include_finished) if fnmatchcase(r.name, spec)]
+                if not hits:
+                    raise CommandError(f"no task matches {shown(spec)}")
+                for record in hits:
+                    chosen.setdefault(record.name, record)
+            else:
+                found = self.get(spec)
+                if found is None:
+                    raise CommandError(f"no task named {shown(spec)}")
+                chosen.setdefault(found.name, found)
+        return list(chosen.values())
