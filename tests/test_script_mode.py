@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import RunTaskd
 
 VIAS = ["pipe", "file", "stdin-file"]
@@ -49,7 +48,9 @@ def test_last_line_without_newline_runs(run_taskd: RunTaskd) -> None:
 def test_missing_file_is_a_usage_error(run_taskd: RunTaskd) -> None:
     result = run_taskd("", "/nonexistent/script.tdc")
     assert result.status == 2
-    assert result.errors == ["taskd: error: cannot read /nonexistent/script.tdc: No such file or directory"]
+    assert result.errors == [
+        "taskd: error: cannot read /nonexistent/script.tdc: No such file or directory"
+    ]
 
 
 def test_unknown_option_is_a_usage_error(run_taskd: RunTaskd) -> None:
