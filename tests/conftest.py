@@ -18,6 +18,7 @@ class Result:
     status: int
     out: str
     err: str
+    source: Path | None = None  # the script file, when run with via="file"
 
     @property
     def lines(self) -> list[str]:
@@ -80,6 +81,7 @@ def run_taskd(env: dict[str, str], tmp_path: Path) -> RunTaskd:
             proc.returncode,
             proc.stdout.decode("utf-8", "replace"),
             proc.stderr.decode("utf-8", "replace"),
+            tmp_path / "script.tdc" if via == "file" else None,
         )
 
     return run
