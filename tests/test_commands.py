@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -11,8 +12,10 @@ from typing import Any
 
 import pytest
 from conftest import RunTaskd, Session
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from taskd.commands import COMMANDS, help_text
+from taskd.commands import COMMANDS, help_text, split
 from taskd.config import Config
 from taskd.engine import Engine
 from taskd.errors import CommandError
@@ -285,3 +288,21 @@ def test_help_is_generated_from_the_table(run_taskd: RunTaskd) -> None:
 async def test_end_in_process(engine: Engine) -> None:
     await engine.execute("end")
     assert engine.ending
+
+
+# -- splitting ------------------------------------------------------------------------
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=" \t\r\n\x0b\xa0'\"\\#a-é*", max_size=30))
+def test_split_agrees_with_shlex(line: str) -> None:
+    """The fast path for lines without quotes must split exactly as shlex does."""
+    try:
+        expected: list[str] | None = shlex.split(line, comments=False, posix=True)
+    except ValueError:
+        expected = None
+    if expected is None:
+        with pytest.raises(CommandError, match="cannot split the line"):
+            split(line)
+    else:
+        assert split(line) == expected

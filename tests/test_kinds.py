@@ -6,6 +6,7 @@ import json
 import os
 import re
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,11 @@ def test_shell_cancel_kills_the_whole_group(
     assert pgid != os.getpgid(s.proc.pid)  # a group of its own, not taskd's
     s.send("cancel fam")
     s.expect("cancelled fam")
+    # SIGKILL was sent before `cancelled`; the kernel finishes killing asynchronously,
+    # so poll the process table (the deadline is only a safety net).
+    deadline = time.monotonic() + 10
+    while group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert group_members(pgid) == []
     s.send("show --all --json")
     record = json.loads(s.expect(is_json_list))[0]
