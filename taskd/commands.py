@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import json
+import re
 import shlex
 import time
 from collections.abc import Awaitable, Callable
@@ -90,8 +91,17 @@ def command(name: str, usage: str, summary: str, **spec: object) -> Callable[[Ha
     return register
 
 
+# shlex costs about 18 us a line, a third of what a 50,000-line script of `new` lines
+# takes. A line with no quote or backslash splits the same way on shlex's own
+# whitespace (posix mode, no comments), so such lines take this 10x faster path.
+_NEEDS_SHLEX = re.compile(r"""['"\\]""")
+_SHLEX_SPACE = re.compile(r"[ \t\r\n]+")
+
+
 def split(line: str) -> list[str]:
     """Split LINE shell-style; a quoting mistake is a CommandError."""
+    if _NEEDS_SHLEX.search(line) is None:
+        return [word for word in _SHLEX_SPACE.split(line) if word]
     try:
         return shlex.split(line, comments=False, posix=True)
     except ValueError as exc:
