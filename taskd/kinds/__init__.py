@@ -11,6 +11,8 @@ from ._spec import BUILTINS, Arg, Kind, KindFunc, custom_kind
 
 __all__ = ["Arg", "Kind", "KindFunc", "BUILTINS", "load_kinds"]
 
+MAX_KIND_NAME = 32
+
 
 def load_kinds(custom: dict[str, str], source: str = "config") -> dict[str, Kind]:
     """The built-in kinds plus the user's `[kinds] NAME = "module:function"` entries."""
@@ -19,6 +21,16 @@ def load_kinds(custom: dict[str, str], source: str = "config") -> dict[str, Kind
         key = f"kinds.{name}"
         if name in BUILTINS:
             raise ConfigError(source, "a built-in kind has this name", key)
+        # A kind's name starts its tasks' automatic names (KIND-N), which must be
+        # valid task names: the same characters, and room left for the number.
+        if not name or len(name) > MAX_KIND_NAME or not all(
+            c.isalnum() or c in "-_." for c in name
+        ):
+            raise ConfigError(
+                source,
+                f"a kind name has 1 to {MAX_KIND_NAME} letters, digits, '-', '_' or '.'",
+                key,
+            )
         module_name, _, attr = target.partition(":")
         try:
             module = importlib.import_module(module_name)
