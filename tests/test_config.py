@@ -151,3 +151,11 @@ def test_program_reads_xdg_file(run_taskd: RunTaskd, env: dict[str, str]) -> Non
     (home / "config.toml").write_text("cancel_grace = 0.1\n")
     result = run_taskd("new stubborn --name s\nsleep 0\ncancel s\n")
     assert "s did not stop within 0.1s" in result.err
+
+
+@pytest.mark.parametrize("name", ["a b", "k" * 33, "x*", '""'])
+def test_kind_names_must_make_valid_task_names(tmp_path: Path, name: str) -> None:
+    from taskd.kinds import load_kinds
+
+    with pytest.raises(ConfigError, match=r"kinds\..*: a kind name has 1 to 32 letters"):
+        load_kinds({name.strip('"'): "os.path:join"}, "c.toml")
