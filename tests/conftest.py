@@ -269,3 +269,7 @@ class ListFrontend(IdleFrontend):
                 self.output.error(f"error: {exc}\n")
             if daemon.ending:
                 return
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: builds or installs things (seconds, not ms)")
