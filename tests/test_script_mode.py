@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import RunTaskd
@@ -56,3 +57,51 @@ def test_missing_file_is_a_usage_error(run_taskd: RunTaskd) -> None:
 def test_unknown_option_is_a_usage_error(run_taskd: RunTaskd) -> None:
     result = run_taskd("", "--bogus")
     assert result.status == 2
+
+
+def test_dash_means_stdin_and_crlf_lines_work(run_taskd: RunTaskd) -> None:
+    result = run_taskd("new timer 0 --name a\r\nshow --json\r\n", "-")
+    assert result.status == 0, result.err
+    assert result.lines[0] == "started a"
+    assert json.loads(result.lines[1])[0]["name"] == "a"
+
+
+def test_a_directory_as_script_is_a_usage_error(run_taskd: RunTaskd, tmp_path: Path) -> None:
+    result = run_taskd("", str(tmp_path))
+    assert result.status == 2
+    assert result.errors == [f"taskd: error: cannot read {tmp_path}: Is a directory"]
+
+
+def test_unusable_log_option_exits_2_before_anything(run_taskd: RunTaskd, tmp_path: Path) -> None:
+    result = run_taskd("new --name never\n", "--log", str(tmp_path))
+    assert result.status == 2
+    assert result.errors == [f"taskd: error: cannot log to '{tmp_path}': it is a directory"]
+    assert result.out == ""
+
+
+def test_strict_ends_cleanly_after_the_error(run_taskd: RunTaskd) -> None:
+    result = run_taskd("new --name a\nnew tick -1\nnew --name b\n", "--strict")
+    assert result.status == 1
+    assert result.lines == ["started a"]
+    assert result.errors == ["<stdin>:2: error: INTERVAL: expected seconds >= 0, got '-1'"]
+
+
+def test_script_frontend_in_process(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """The real ScriptFrontend and Daemon.run(), in this process, on a script file with
+    bad bytes and an over-long line between good lines."""
+    from taskd.config import Config
+    from taskd.daemon import Daemon
+    from taskd.frontends.script import MAX_LINE, ScriptFrontend
+
+    script = tmp_path / "bad.tdc"
+    script.write_bytes(
+        b"new timer 0 --name a\nnew \xff\n" + b"#" * (MAX_LINE + 1) + b"\nwait\nshow --all --json"
+    )
+    status = Daemon(Config()).run(ScriptFrontend(str(script)))
+    out, err = capfd.readouterr()
+    assert status == 1
+    assert err.splitlines() == [
+        f"{script}:2: error: not valid UTF-8 (byte 0xff at column 5)",
+        f"{script}:3: error: line too long ({MAX_LINE + 1} bytes; the limit is {MAX_LINE})",
+    ]
+    assert [t["name"] for t in json.loads(out.splitlines()[-1])] == ["a"]
