@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from conftest import RunTaskd, Session
 
 GRACE = 0.5
@@ -49,14 +50,23 @@ def test_end_of_input_means_end(run_taskd: RunTaskd) -> None:
     assert result.err == ""  # both cancelled cleanly: nothing abandoned
 
 
+def loops() -> list[str]:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return ["asyncio"]
+    return ["asyncio", "uvloop"]
+
+
+@pytest.mark.parametrize("loop", loops())
 def test_end_is_bounded_whatever_the_tasks_do(
-    session: Callable[..., Session], tmp_path: Path
+    session: Callable[..., Session], tmp_path: Path, loop: str
 ) -> None:
     """A task that swallows cancellation, a thread sleeping 30 s and a child ignoring
     SIGTERM: the process still exits within cancel_grace + 1 s of `end`."""
     config = tmp_path / "grace.toml"
     config.write_text(f"cancel_grace = {GRACE}\n")
-    s = session("--config", str(config))
+    s = session("--config", str(config), "--loop", loop)
     s.send("new stubborn --name st")
     s.send("new blocking 30 --name bl")
     s.send("new shell 'trap \"\" TERM; echo ready $$; exec sleep 60' --name sh")
