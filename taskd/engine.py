@@ -117,9 +117,18 @@ class Engine:
         record.last_line = line if len(line) <= MAX_DETAIL else line[:MAX_DETAIL] + "…"
         self.bus.emit(record.name, ev.OUTPUT, {"text": line})
 
+    def _settle(self, records: list[TaskRecord]) -> None:
+        """Account now for tasks that have ended but whose done callback asyncio has
+        not run yet (it runs a loop turn later): a command must not see them running."""
+        for record in records:
+            if record.task is not None and record.task.done():
+                self._on_done(record, record.task)
+
     def _on_done(self, record: TaskRecord, task: asyncio.Task[object]) -> None:
         # A done callback, not a finally in the task: a task cancelled before it
         # first runs never executes its coroutine, yet must still be accounted for.
+        if record.task is not task:
+            return  # already accounted for by _settle
         self._stream_flush(record)
         record.ended = time.monotonic()
         record.task = None  # drop the task, and with it the coroutine and its frame
@@ -148,6 +157,7 @@ class Engine:
 
         Returns the ones that did not stop in time (they stay `cancelling`).
         """
+        self._settle(records)
         tasks = []
         for record in records:
             if record.task is not None and not record.task.done():
@@ -169,6 +179,7 @@ class Engine:
 
     async def wait_for(self, records: list[TaskRecord], timeout: float | None) -> None:
         """Wait until RECORDS have ended; CommandError on timeout or if any failed."""
+        self._settle(records)
         tasks = [r.task for r in records if r.task is not None and not r.task.done()]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=timeout)
