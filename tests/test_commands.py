@@ -306,3 +306,35 @@ def test_split_agrees_with_shlex(line: str) -> None:
             split(line)
     else:
         assert split(line) == expected
+
+
+# -- a task that has just ended, before its done callback has run ----------------------
+# `sleep 0` twice lets `timer 0`/`fail 0` finish in the same loop turn in which the next
+# command runs, before asyncio has run the task's done callbacks: deterministic
+# scheduling, not timing.
+
+
+def test_cancel_of_a_task_that_just_ended_is_no_refusal(run_taskd: RunTaskd) -> None:
+    result = run_taskd("new timer 0 --name t\nsleep 0\nsleep 0\ncancel t\n")
+    assert "did not stop" not in result.err
+    assert "t ended first: done" in result.lines or "task 't' has already ended" in result.err
+
+
+def test_wait_for_a_task_that_just_failed_reports_it(run_taskd: RunTaskd) -> None:
+    result = run_taskd("new fail 0 x --name f\nsleep 0\nsleep 0\nwait f\n")
+    assert result.status == 1
+    assert result.errors == ["<stdin>:4: error: 1 task failed: f: TaskFailure: x"]
+
+
+async def test_just_ended_in_process(engine: Engine) -> None:
+    await engine.execute("new fail 0 x --name f")
+    await engine.execute("new timer 0 --name t")
+    await engine.execute("sleep 0")
+    await engine.execute("sleep 0")
+    with pytest.raises(CommandError, match="1 task failed: f: TaskFailure: x"):
+        await engine.execute("wait f")
+    try:
+        await engine.execute("cancel t")
+    except CommandError as exc:
+        assert "has already ended" in str(exc)
+    assert engine.registry.get("t").state is State.DONE  # type: ignore[union-attr]
