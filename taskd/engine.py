@@ -98,6 +98,9 @@ class Engine:
         if name is None:
             name = self.registry.new_name(kind.name)
         else:
+            holder = self.registry.live.get(name)
+            if holder is not None:
+                self._settle([holder])  # it may have ended this very loop turn
             self.registry.claim(name)
         record = TaskRecord(name, kind.name, tuple(words))
         context = contextvars.copy_context()
