@@ -338,3 +338,9 @@ async def test_just_ended_in_process(engine: Engine) -> None:
     except CommandError as exc:
         assert "has already ended" in str(exc)
     assert engine.registry.get("t").state is State.DONE  # type: ignore[union-attr]
+
+
+def test_name_of_a_task_that_just_ended_is_free(run_taskd: RunTaskd) -> None:
+    result = run_taskd("new timer 0 --name t\nsleep 0\nsleep 0\nnew --name t\nshow --json\n")
+    assert result.err == ""
+    assert [(t["name"], t["kind"]) for t in json_lines(result.lines)[-1]] == [("t", "idle")]
