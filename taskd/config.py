@@ -98,7 +98,11 @@ def _check(values: dict[str, Any], source: str, defaults: dict[str, Any]) -> dic
 
 def load_config(explicit: str | None = None) -> Config:
     """Read the defaults and the user's file; raise ConfigError naming file and key."""
-    defaults = _parse(defaults_text(), "defaults.toml")
+    try:
+        text = defaults_text()
+    except OSError as exc:  # a broken install: say so in one line, not a traceback
+        raise ConfigError("defaults.toml", f"cannot read taskd's defaults: {exc}") from None
+    defaults = _parse(text, "defaults.toml")
     values = dict(defaults)
     sources = ["defaults"]
     path = user_config_path(explicit)
