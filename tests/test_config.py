@@ -159,3 +159,14 @@ def test_kind_names_must_make_valid_task_names(tmp_path: Path, name: str) -> Non
 
     with pytest.raises(ConfigError, match=r"kinds\..*: a kind name has 1 to 32 letters"):
         load_kinds({name.strip('"'): "os.path:join"}, "c.toml")
+
+
+def test_missing_packaged_defaults_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import taskd.config
+
+    def missing() -> str:
+        raise FileNotFoundError(2, "No such file or directory", "defaults.toml")
+
+    monkeypatch.setattr(taskd.config, "defaults_text", missing)
+    with pytest.raises(ConfigError, match=r"^defaults.toml: cannot read taskd's defaults: "):
+        load_config()
