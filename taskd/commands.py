@@ -156,6 +156,7 @@ async def _new(daemon: Daemon, args: Args) -> None:
 )
 async def _show(daemon: Daemon, args: Args) -> None:
     include = "--all" in args.flags
+    daemon.settle(list(daemon.registry.live.values()))
     if args.words:
         records = daemon.registry.select(args.words, include_finished=include)
         if not include:

@@ -100,7 +100,7 @@ class Engine:
         else:
             holder = self.registry.live.get(name)
             if holder is not None:
-                self._settle([holder])  # it may have ended this very loop turn
+                self.settle([holder])  # it may have ended this very loop turn
             self.registry.claim(name)
         record = TaskRecord(name, kind.name, tuple(words))
         context = contextvars.copy_context()
@@ -120,7 +120,7 @@ class Engine:
         record.last_line = line if len(line) <= MAX_DETAIL else line[:MAX_DETAIL] + "…"
         self.bus.emit(record.name, ev.OUTPUT, {"text": line})
 
-    def _settle(self, records: list[TaskRecord]) -> None:
+    def settle(self, records: list[TaskRecord]) -> None:
         """Account now for tasks that have ended but whose done callback asyncio has
         not run yet (it runs a loop turn later): a command must not see them running."""
         for record in records:
@@ -131,7 +131,7 @@ class Engine:
         # A done callback, not a finally in the task: a task cancelled before it
         # first runs never executes its coroutine, yet must still be accounted for.
         if record.task is not task:
-            return  # already accounted for by _settle
+            return  # already accounted for by settle()
         self._stream_flush(record)
         record.ended = time.monotonic()
         record.task = None  # drop the task, and with it the coroutine and its frame
@@ -160,7 +160,7 @@ class Engine:
 
         Returns the ones that did not stop in time (they stay `cancelling`).
         """
-        self._settle(records)
+        self.settle(records)
         tasks = []
         for record in records:
             if record.task is not None and not record.task.done():
@@ -182,7 +182,7 @@ class Engine:
 
     async def wait_for(self, records: list[TaskRecord], timeout: float | None) -> None:
         """Wait until RECORDS have ended; CommandError on timeout or if any failed."""
-        self._settle(records)
+        self.settle(records)
         tasks = [r.task for r in records if r.task is not None and not r.task.done()]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=timeout)
