@@ -344,3 +344,8 @@ def test_name_of_a_task_that_just_ended_is_free(run_taskd: RunTaskd) -> None:
     result = run_taskd("new timer 0 --name t\nsleep 0\nsleep 0\nnew --name t\nshow --json\n")
     assert result.err == ""
     assert [(t["name"], t["kind"]) for t in json_lines(result.lines)[-1]] == [("t", "idle")]
+
+
+def test_show_of_a_task_that_just_ended_says_so(run_taskd: RunTaskd) -> None:
+    result = run_taskd("new timer 0 --name t\nsleep 0\nsleep 0\nshow --all --json\n")
+    assert [(t["name"], t["state"]) for t in json_lines(result.lines)[-1]] == [("t", "done")]
