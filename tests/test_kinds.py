@@ -161,13 +161,14 @@ def test_blocking_cancel_cancels_the_await_not_the_thread(
     session: Callable[..., Session],
 ) -> None:
     s = session()
-    s.send("new blocking 0.5 --name b")
-    s.expect("[b] sleeping 0.5s in a worker thread; the loop stays free")
+    # 2 s leaves ample room for `cancel` to arrive while the thread still sleeps.
+    s.send("new blocking 2 --name b")
+    s.expect("[b] sleeping 2s in a worker thread; the loop stays free")
     s.send("cancel b")
     s.expect("[b] await cancelled; the thread cannot be, and sleeps on")
     s.expect("cancelled b")
     # The thread goes on and says so later, under the task's name.
-    s.expect("[b] thread woke after 0.5s; its await was cancelled, so nobody takes the result")
+    s.expect("[b] thread woke after 2s; its await was cancelled, so nobody takes the result")
     s.close_stdin()
     assert s.finish() == 0
 
