@@ -61,7 +61,9 @@ class Command:
                 break
             if token.startswith("--") and len(token) > 2:
                 option, eq, value = token.partition("=")
-                if option in self.flags and not eq:
+                if option in self.flags:
+                    if eq:
+                        raise self.fail(f"{self.name}: {option} takes no value")
                     args.flags.add(option)
                 elif option in self.options:
                     if not eq:
