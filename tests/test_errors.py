@@ -20,6 +20,7 @@ BAD_LINES: list[tuple[str, bytes, str]] = [
     ("missing argument", b"sleep", r"sleep: missing arguments \(usage: sleep SECONDS\)"),
     ("too many arguments", b"kinds all", r"kinds: too many arguments \(usage: kinds\)"),
     ("unknown option", b"show --bogus", r"show: unknown option '--bogus' \(usage: show "),
+    ("flag with a value", b"show --all=yes", r"show: --all takes no value \(usage: show "),
     ("option without value", b"new idle --name", r"new: --name needs a value \(usage: new "),
     ("kind arguments", b"new idle extra", r"idle takes at most 0 arguments \(usage: idle\)"),
     ("kind missing argument", b"new timer", r"timer needs SECONDS \(usage: timer SECONDS\)"),
