@@ -110,11 +110,18 @@ def split(line: str) -> list[str]:
         raise CommandError(f"cannot split the line: {exc}") from None
 
 
+# Words people bring from other tools, and the command that does that here.
+_MEANT = {
+    "exit": "end", "quit": "end", "ps": "show", "ls": "show", "list": "show",
+    "kill": "cancel", "stop": "cancel", "start": "new", "run": "new", "spawn": "new",
+}
+
+
 def lookup(name: str) -> Command:
     found = COMMANDS.get(name)
     if found is not None:
         return found
-    close = difflib.get_close_matches(name, COMMANDS, n=1)
+    close = [_MEANT[name]] if name in _MEANT else difflib.get_close_matches(name, COMMANDS, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else "; 'help' lists the commands"
     raise CommandError(f"unknown command {shown(name)}{hint}")
 
