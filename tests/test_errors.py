@@ -16,6 +16,7 @@ from taskd.output import MemoryOutput
 LONG = "x" * 65
 BAD_LINES: list[tuple[str, bytes, str]] = [
     ("unknown command", b"shwo", r"unknown command 'shwo' \(did you mean 'show'\?\)"),
+    ("another tool's word", b"quit", r"unknown command 'quit' \(did you mean 'end'\?\)"),
     ("unknown command, far", b"frobnicate", r"unknown command 'frobnicate'; 'help' lists"),
     ("missing argument", b"sleep", r"sleep: missing arguments \(usage: sleep SECONDS\)"),
     ("too many arguments", b"kinds all", r"kinds: too many arguments \(usage: kinds\)"),
