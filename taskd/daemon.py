@@ -27,6 +27,7 @@ from .engine import Engine, one_line
 from .errors import CommandError
 from .events import Event
 from .kinds import Kind
+from .kinds.processes import kill_groups
 from .output import Output
 from .registry import TaskRecord
 
@@ -148,6 +149,9 @@ class Daemon(Engine):
                 tasks.append(record.task)
         if tasks:
             await self._wait_or_hurry(tasks, self.config.cancel_grace)
+        # A shell task still running here was abandoned (or hurried): its processes
+        # must not outlive taskd all the same.
+        kill_groups()
         stuck = [r for r in live if not r.finished]
         for record in stuck:
             if record.task is not None:
