@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import difflib
+import reprlib
 import time
 import traceback
 from collections.abc import Callable
@@ -44,7 +45,20 @@ async def _guarded(func: KindFunc, values: list[Any]) -> object:
     try:
         return await func(*values)
     except (KeyboardInterrupt, SystemExit) as exc:
-        raise TaskExit(f"the task raised {type(exc).__name__}({exc})") from exc
+        raise TaskExit(f"the task raised {type(exc).__name__}({_safe(str, exc)})") from exc
+
+
+# A returned value is shown bounded: a task may return a list of a million items.
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 200
+
+
+def _safe(show: Callable[[object], str], value: object) -> str:
+    """str() or repr() of a user's object, which may itself raise."""
+    try:
+        return show(value)
+    except Exception as exc:
+        return f"<{type(value).__name__}: its {show.__name__}() raised {type(exc).__name__}>"
 
 
 def _names(records: list[TaskRecord], most: int = 5) -> str:
@@ -129,7 +143,7 @@ class Engine:
             event = ev.CANCELLED
         elif (exc := task.exception()) is not None:
             record.state = State.FAILED
-            record.error = one_line(f"{type(exc).__name__}: {exc}".rstrip(": "))
+            record.error = one_line(f"{type(exc).__name__}: {_safe(str, exc)}".rstrip(": "))
             record.traceback = "".join(traceback.format_exception(exc))
             fields.update(error=record.error, traceback=record.traceback)
             event = ev.FAILED
@@ -137,7 +151,7 @@ class Engine:
             record.state = State.DONE
             result = task.result()
             if result is not None:
-                record.result = one_line(repr(result), 200)
+                record.result = one_line(_safe(_SHORT.repr, result), 200)
                 fields["result"] = record.result
             event = ev.DONE
         self.registry.finish(record)
