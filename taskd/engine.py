@@ -12,7 +12,7 @@ import difflib
 import reprlib
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -39,11 +39,15 @@ class TaskExit(Exception):
     run_forever() and stop the whole daemon; the task fails with this instead."""
 
 
-async def _guarded(func: KindFunc, values: list[Any]) -> object:
+StepTimer = Callable[[Awaitable[object]], Awaitable[object]]
+
+
+async def _guarded(func: KindFunc, values: list[Any], timer: StepTimer | None = None) -> object:
     # The kind's coroutine is created here, inside the task, so a task cancelled
     # before it first runs leaves no never-awaited coroutine behind.
     try:
-        return await func(*values)
+        coro = func(*values)
+        return await (coro if timer is None else timer(coro))
     except (KeyboardInterrupt, SystemExit) as exc:
         raise TaskExit(f"the task raised {type(exc).__name__}({_safe(str, exc)})") from exc
 
@@ -79,6 +83,7 @@ class Engine:
         self.ending = False
         self.width: Callable[[], int | None] = lambda: None
         self._stream_flush: Callable[[TaskRecord], None] = lambda record: None
+        self.step_timer: StepTimer | None = None  # stall.StallWatch times tasks' steps
 
     async def execute(self, line: str) -> None:
         """Run one command line; CommandError says what was wrong (nothing changed)."""
@@ -118,7 +123,7 @@ class Engine:
         context.run(CURRENT.set, record)
         context.run(CANCEL_GRACE.set, self.config.cancel_grace)
         task = asyncio.get_running_loop().create_task(
-            _guarded(kind.func, values), name=name, context=context
+            _guarded(kind.func, values, self.step_timer), name=name, context=context
         )
         record.task = task
         self.registry.add(record)
