@@ -27,6 +27,7 @@ class ScriptFrontend:
         self.failures = 0
         self._streams = StdStreams()
         self._running: asyncio.Task[None] | None = None
+        self._output: Output | None = None
 
     async def open(self, daemon: Daemon) -> Output:
         def broken(which: str) -> None:
@@ -34,7 +35,8 @@ class ScriptFrontend:
             if which == "stdout":
                 daemon.request_end()
 
-        return await self._streams.open_output(broken, with_stdin=self.source == "-")
+        self._output = await self._streams.open_output(broken, with_stdin=self.source == "-")
+        return self._output
 
     def _chunks(self) -> AsyncIterator[bytes]:
         if self.source == "-":
@@ -72,4 +74,6 @@ class ScriptFrontend:
         daemon.request_end(SIGINT)
 
     async def aclose(self) -> None:
+        if self._output is not None:
+            await self._output.aclose()  # ends its flusher task, which must not be left pending
         self._streams.restore()
