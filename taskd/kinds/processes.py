@@ -93,6 +93,16 @@ async def _group_gone(pgid: int) -> None:
         delay = min(delay * 2, 0.05)
 
 
+async def _finish(process: asyncio.subprocess.Process) -> None:
+    """Reap the child. Its output is read (and dropped) meanwhile: asyncio's wait()
+    returns only once the pipe is closed, and a child that filled the pipe (`yes`)
+    would otherwise hold it open until the KILL."""
+    if process.stdout is not None:
+        while await process.stdout.read(CHUNK):
+            pass
+    await process.wait()
+
+
 async def _stop(process: asyncio.subprocess.Process) -> None:
     """TERM the whole group, KILL it after half the grace period, reap the child."""
     pgid = process.pid  # start_new_session made the child its group's leader
@@ -100,7 +110,7 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
         return  # the usual case: the command ended and left nothing behind
     _signal_group(pgid, signal.SIGTERM)
     try:
-        leader = process.wait() if process.returncode is None else _group_gone(pgid)
+        leader = _finish(process) if process.returncode is None else _group_gone(pgid)
         await asyncio.wait_for(leader, CANCEL_GRACE.get() / 2)
     except TimeoutError:
         pass
@@ -108,8 +118,16 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
         # Kill what is left even when the leader obeyed: a grandchild that ignores
         # SIGTERM is still in the group, and would otherwise outlive taskd.
         _signal_group(pgid, signal.SIGKILL)
-        if process.returncode is None:
-            await process.wait()
+        try:
+            await asyncio.wait_for(_finish(process), CANCEL_GRACE.get() / 2)
+        except TimeoutError:
+            pass  # someone left the group (setsid) and holds the pipe: let it go
+        finally:
+            # Close the pipe transport now, on the loop; left to the garbage
+            # collector it would try to, after the loop closed, with a traceback.
+            transport = getattr(process, "_transport", None)
+            if transport is not None:
+                transport.close()
 
 
 def _describe(returncode: int) -> str:
