@@ -1,0 +1,136 @@
+"""Output faults, for real: stdout read by `head -1`, stdout on a full disk
+(/dev/full), stdout or stderr closed. taskd must end cleanly (no traceback, not
+spinning) and say what it could.
+
+The scripts flood their output (a shell task running `yes`) and never end by
+themselves (`sleep 3600`), so only the fault can end them: exiting at all is the
+proof that it was noticed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from reliability import DEADLINE, processes
+
+FLOOD = "new shell 'yes taskd-flood-{mark}'\nnew tick 0.001\nsleep 3600\n"
+CPU_BOUND = 10.0  # seconds of CPU: generous; a spinning process would use DEADLINE's worth
+
+
+def start_taskd(
+    env: dict[str, str], tmp_path: Path, script: str, *, via: str, stdout: int, stderr: int
+) -> subprocess.Popen[bytes]:
+    """Start taskd reading SCRIPT through a pipe (aioconsole's streams are used) or
+    as a FILE argument (plain fd writes), with the given stdout and stderr fds."""
+    path = tmp_path / "flood.tdc"
+    path.write_text(script)
+    if via == "file":
+        with open(os.devnull, "rb") as null:
+            return subprocess.Popen(
+                [sys.executable, "-m", "taskd", str(path)],
+                stdin=null, stdout=stdout, stderr=stderr, env=env,
+            )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taskd"],
+        stdin=subprocess.PIPE, stdout=stdout, stderr=stderr, env=env,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(script.encode())
+    proc.stdin.flush()  # and keep it open: the script's end must not end taskd
+    return proc
+
+
+def wait_with_usage(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
+    """Wait (with a safety deadline) and return the exit status and CPU time used."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.stdin is not None:
+                proc.stdin.close()
+            return proc.returncode, usage.ru_utime + usage.ru_stime
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("taskd did not end after its output failed")
+        time.sleep(0.05)
+
+
+VIAS = ["pipe", "file"]
+
+
+@pytest.mark.parametrize("via", VIAS)
+def test_stdout_closed_by_its_reader(env: dict[str, str], tmp_path: Path, via: str) -> None:
+    mark = f"{os.getpid()}-{via}"
+    read_end, write_end = os.pipe()
+    err = tmp_path / "err.txt"
+    with err.open("wb") as err_file:
+        proc = start_taskd(
+            env, tmp_path, FLOOD.format(mark=mark), via=via, stdout=write_end,
+            stderr=err_file.fileno(),
+        )
+        os.close(write_end)
+        # `taskd flood.tdc | head -1`: read one line, then close the pipe.
+        with os.fdopen(read_end, "rb") as reader:
+            first = reader.readline()
+        status, cpu = wait_with_usage(proc)
+    assert first == b"started shell-1\n"
+    assert status == 1
+    assert cpu < CPU_BOUND
+    assert err.read_text() == ""  # a pipeline ending is no error to shout about
+    assert processes(f"taskd-flood-{mark}") == []
+
+
+@pytest.mark.parametrize("via", VIAS)
+def test_stdout_on_a_full_disk(env: dict[str, str], tmp_path: Path, via: str) -> None:
+    mark = f"{os.getpid()}-full-{via}"
+    err = tmp_path / "err.txt"
+    with open("/dev/full", "wb") as full, err.open("wb") as err_file:
+        proc = start_taskd(
+            env, tmp_path, FLOOD.format(mark=mark), via=via,
+            stdout=full.fileno(), stderr=err_file.fileno(),
+        )
+        status, cpu = wait_with_usage(proc)
+    assert status == 1
+    assert cpu < CPU_BOUND
+    assert err.read_text().splitlines() == [
+        "taskd: error: cannot write to standard output: No space left on device; ending"
+    ]
+    assert processes(f"taskd-flood-{mark}") == []
+
+
+@pytest.mark.parametrize("stderr", ["closed", "full"])
+def test_stderr_lost_does_not_stop_the_work(
+    env: dict[str, str], tmp_path: Path, stderr: str
+) -> None:
+    script = "bogus\nnew timer 0 --name t\nwait t\nnew fail\nwait\nshow --all --json\n"
+    redirect = "2>&-" if stderr == "closed" else "2>/dev/full"
+    proc = subprocess.run(
+        ["sh", "-c", f'exec "$@" {redirect}', "sh", sys.executable, "-m", "taskd"],
+        input=script.encode(), stdout=subprocess.PIPE, env=env, timeout=DEADLINE,
+    )
+    assert proc.returncode == 1  # the errors happened, even if nobody could read them
+    lines = proc.stdout.decode().splitlines()
+    assert lines[0] == "started t" and lines[1].startswith("t done after")
+    assert '"name": "fail-1"' in lines[-1]
+
+
+def test_stdout_closed_from_the_start(env: dict[str, str], tmp_path: Path) -> None:
+    # With fd 1 closed, the next file opened would get fd 1: the log must not
+    # receive what taskd writes to stdout.
+    log = tmp_path / "events.log"
+    proc = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "taskd", "--log", str(log)],
+        input=b"new timer 0 --name t\nwait t\nshow --all\n",
+        stderr=subprocess.PIPE, env=env, timeout=DEADLINE,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == b""
+    text = log.read_text()
+    assert "t done" in text and "started t\n" not in text and "NAME" not in text
