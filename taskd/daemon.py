@@ -11,6 +11,7 @@ finalizes async generators, gives executor threads a bounded moment, and closes.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 import threading
@@ -66,6 +67,7 @@ class Daemon(Engine):
         self._end_requested: asyncio.Event | None = None
         self._hurry: asyncio.Event | None = None
         self._saved_std: tuple[Any, Any] | None = None
+        self._gc_was_enabled = False
         # Tasks that tasks created themselves (asyncio.create_task inside a kind):
         # not in the registry, yet `end` must cancel them too.
         self._strays: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
@@ -91,6 +93,8 @@ class Daemon(Engine):
             self._restore_std()
             asyncio.set_event_loop(None)
             loop.close()
+            if self._gc_was_enabled:
+                gc.enable()
         if not serving.cancelled() and serving.exception() is not None:
             self.exit_status = max(self.exit_status, 1)
         return self.exit_status
@@ -150,6 +154,12 @@ class Daemon(Engine):
     async def shutdown(self) -> None:
         """Cancel every task, wait up to the grace period, report, flush the log."""
         self.ending = True
+        # Cancelling makes garbage (an exception and traceback per task) that sets off
+        # full collections, each scanning every live task: with 100,000 tasks,
+        # measured 15 of them, 6.6 s in all. Nothing about to end needs collecting;
+        # run() turns the collector back on.
+        self._gc_was_enabled = gc.isenabled()
+        gc.disable()
         live = list(self.registry.live.values())
         tasks = []
         for record in live:
