@@ -156,3 +156,21 @@ ENDINGS = ["end", "eof", "SIGTERM", "SIGINT", "SIGHUP"]
 def expected_status(how: str) -> int:
     """The exit status the README documents for each way of ending."""
     return 128 + int(getattr(signal, how)) if how.startswith("SIG") else 0
+
+
+def wait_with_usage(proc: subprocess.Popen[bytes]) -> tuple[int, os.struct_rusage | None]:
+    """Wait for PROC (DEADLINE is a safety timeout) and return its exit status and
+    its own resource usage (CPU time, peak RSS), which only wait4 can tell."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.stdin is not None:
+                proc.stdin.close()
+            return proc.returncode, usage
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"taskd did not end within {DEADLINE}s")
+        time.sleep(0.05)

@@ -12,11 +12,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from reliability import DEADLINE, processes
+from reliability import DEADLINE, processes, wait_with_usage
 
 FLOOD = "new shell 'yes taskd-flood-{mark}'\nnew tick 0.001\nsleep 3600\n"
 CPU_BOUND = 10.0  # seconds of CPU: generous; a spinning process would use DEADLINE's worth
@@ -45,21 +44,10 @@ def start_taskd(
     return proc
 
 
-def wait_with_usage(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
-    """Wait (with a safety deadline) and return the exit status and CPU time used."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            if proc.stdin is not None:
-                proc.stdin.close()
-            return proc.returncode, usage.ru_utime + usage.ru_stime
-        if time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            raise AssertionError("taskd did not end after its output failed")
-        time.sleep(0.05)
+def wait_with_cpu(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
+    status, usage = wait_with_usage(proc)
+    assert usage is not None
+    return status, usage.ru_utime + usage.ru_stime
 
 
 VIAS = ["pipe", "file"]
@@ -79,7 +67,7 @@ def test_stdout_closed_by_its_reader(env: dict[str, str], tmp_path: Path, via: s
         # `taskd flood.tdc | head -1`: read one line, then close the pipe.
         with os.fdopen(read_end, "rb") as reader:
             first = reader.readline()
-        status, cpu = wait_with_usage(proc)
+        status, cpu = wait_with_cpu(proc)
     assert first == b"started shell-1\n"
     assert status == 1
     assert cpu < CPU_BOUND
@@ -96,7 +84,7 @@ def test_stdout_on_a_full_disk(env: dict[str, str], tmp_path: Path, via: str) ->
             env, tmp_path, FLOOD.format(mark=mark), via=via,
             stdout=full.fileno(), stderr=err_file.fileno(),
         )
-        status, cpu = wait_with_usage(proc)
+        status, cpu = wait_with_cpu(proc)
     assert status == 1
     assert cpu < CPU_BOUND
     assert err.read_text().splitlines() == [
