@@ -22,10 +22,15 @@ CPU_BOUND = 10.0  # seconds of CPU: generous; a spinning process would use DEADL
 
 
 def start_taskd(
-    env: dict[str, str], tmp_path: Path, script: str, *, via: str, stdout: int, stderr: int
+    env: dict[str, str], tmp_path: Path, script: str, *, via: str, stdout: int,
+    stderr: int | None,
 ) -> subprocess.Popen[bytes]:
     """Start taskd reading SCRIPT through a pipe (aioconsole's streams are used) or
-    as a FILE argument (plain fd writes), with the given stdout and stderr fds."""
+    as a FILE argument (plain fd writes), with the given stdout and stderr fds
+    (stderr None: the file err.txt)."""
+    if stderr is None:
+        with (tmp_path / "err.txt").open("wb") as err:
+            return start_taskd(env, tmp_path, script, via=via, stdout=stdout, stderr=err.fileno())
     path = tmp_path / "flood.tdc"
     path.write_text(script)
     if via == "file":
@@ -51,43 +56,50 @@ def wait_with_cpu(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
 
 
 VIAS = ["pipe", "file"]
+# With stdin, stdout and stderr all pipes (or terminals, /dev/full) taskd writes
+# through aioconsole's pipe transports, whose failures asyncio would log: stderr is
+# a pipe there, so that any such line would be seen. Otherwise plain fd writes.
+STDERR: dict[str, int | None] = {"pipe": subprocess.PIPE, "file": None}  # None: err.txt
+
+
+def stderr_of(proc: subprocess.Popen[bytes], tmp_path: Path) -> str:
+    if proc.stderr is not None:
+        with proc.stderr:
+            return proc.stderr.read().decode()
+    return (tmp_path / "err.txt").read_text()
 
 
 @pytest.mark.parametrize("via", VIAS)
 def test_stdout_closed_by_its_reader(env: dict[str, str], tmp_path: Path, via: str) -> None:
     mark = f"{os.getpid()}-{via}"
     read_end, write_end = os.pipe()
-    err = tmp_path / "err.txt"
-    with err.open("wb") as err_file:
-        proc = start_taskd(
-            env, tmp_path, FLOOD.format(mark=mark), via=via, stdout=write_end,
-            stderr=err_file.fileno(),
-        )
-        os.close(write_end)
-        # `taskd flood.tdc | head -1`: read one line, then close the pipe.
-        with os.fdopen(read_end, "rb") as reader:
-            first = reader.readline()
-        status, cpu = wait_with_cpu(proc)
+    proc = start_taskd(
+        env, tmp_path, FLOOD.format(mark=mark), via=via, stdout=write_end, stderr=STDERR[via]
+    )
+    os.close(write_end)
+    # `taskd flood.tdc | head -1`: read one line, then close the pipe.
+    with os.fdopen(read_end, "rb") as reader:
+        first = reader.readline()
+    status, cpu = wait_with_cpu(proc)
     assert first == b"started shell-1\n"
     assert status == 1
     assert cpu < CPU_BOUND
-    assert err.read_text() == ""  # a pipeline ending is no error to shout about
+    assert stderr_of(proc, tmp_path) == ""  # a pipeline ending is no error to shout about
     assert processes(f"taskd-flood-{mark}") == []
 
 
 @pytest.mark.parametrize("via", VIAS)
 def test_stdout_on_a_full_disk(env: dict[str, str], tmp_path: Path, via: str) -> None:
     mark = f"{os.getpid()}-full-{via}"
-    err = tmp_path / "err.txt"
-    with open("/dev/full", "wb") as full, err.open("wb") as err_file:
+    with open("/dev/full", "wb") as full:
         proc = start_taskd(
             env, tmp_path, FLOOD.format(mark=mark), via=via,
-            stdout=full.fileno(), stderr=err_file.fileno(),
+            stdout=full.fileno(), stderr=STDERR[via],
         )
         status, cpu = wait_with_cpu(proc)
     assert status == 1
     assert cpu < CPU_BOUND
-    assert err.read_text().splitlines() == [
+    assert stderr_of(proc, tmp_path).splitlines() == [
         "taskd: error: cannot write to standard output: No space left on device; ending"
     ]
     assert processes(f"taskd-flood-{mark}") == []
