@@ -95,3 +95,31 @@ def test_a_second_signal_skips_the_grace_period(
     assert processes(mark) == []  # shell groups were killed even so
     assert not any("Traceback" in line for line in live.err), live.err
     assert any("abandoned" in line and "stub" in line for line in live.err), live.err
+
+
+def test_cancel_and_a_finished_command_leave_no_orphans(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    mark = marker()
+    live = Live(env, "--config", str(write_config(tmp_path, grace=GRACE)))
+    try:
+        # A command that exits at once, leaving a background job in its group.
+        live.send(f"new shell \"sleep {mark} >/dev/null 2>&1 & echo left\" --name bg\n")
+        live.expect("[bg] left")
+        live.expect("bg done after")
+        assert processes(mark) == []
+        # `cancel` of a shell whose grandchild ignores SIGTERM.
+        live.send(
+            f"new shell \"sh -c \\\"trap '' TERM; sleep {mark}\\\" & echo ready; wait\""
+            " --name grand\n"
+        )
+        live.expect("[grand] ready")
+        wait_until(lambda: sleepers(mark) == 1, "the grandchild did not start")
+        live.send("cancel grand\n")
+        live.expect("cancelled grand")
+        assert processes(mark) == []
+        live.close_stdin()
+        assert live.wait() == 0
+    finally:
+        live.kill()
+    assert live.err == []
