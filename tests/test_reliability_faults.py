@@ -148,11 +148,15 @@ def test_a_task_blocking_the_loop_is_named_with_its_time(
     stalls = [STALL.match(line) for line in result.errors]
     assert all(stalls), result.errors
     named = {m.group(1): float(m.group(2)) for m in stalls if m}
-    assert set(named) == {"sleeper", "spinner"}
+    assert {"sleeper", "spinner"} <= set(named)
     assert named["sleeper"] >= 0.6 and named["spinner"] >= 0.4
+    # Steps that do not block are not blamed (the OS pausing the whole process on a
+    # badly loaded machine could, rarely, make one look blocked: hence no equality).
+    assert not any(name.startswith("timer-") for name in named), named
+    assert "brief" not in named or named["brief"] < 0.6
     events = [json.loads(line) for line in log.read_text().splitlines()]
     logged = {e["task"]: e["blocked_s"] for e in events if e["event"] == "stall"}
-    assert logged.keys() == {"sleeper", "spinner"}
+    assert logged.keys() == named.keys()
     assert logged["sleeper"] >= 0.6
 
 
