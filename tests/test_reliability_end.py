@@ -82,7 +82,8 @@ def test_a_second_signal_skips_the_grace_period(
 ) -> None:
     # A grace period of an hour: only the second signal can end this quickly.
     mark = marker()
-    live = Live(env, "--config", str(write_config(tmp_path, grace=3600)))
+    log = tmp_path / "events.log"
+    live = Live(env, "--config", str(write_config(tmp_path, grace=3600)), "--log", str(log))
     try:
         start_hostile_tasks(live, mark)
         live.signal(signum)
@@ -95,6 +96,9 @@ def test_a_second_signal_skips_the_grace_period(
     assert processes(mark) == []  # shell groups were killed even so
     assert not any("Traceback" in line for line in live.err), live.err
     assert any("abandoned" in line and "stub" in line for line in live.err), live.err
+    # Even in a hurry the log is flushed and closed: its last event is the end.
+    last = log.read_text().splitlines()[-1]
+    assert f"taskd daemon-end status={128 + signum}" in last
 
 
 def test_cancel_and_a_finished_command_leave_no_orphans(
