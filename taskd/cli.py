@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import os
 import sys
 import warnings
@@ -100,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     daemon = Daemon(config, kinds)
     status = daemon.run(_frontend(args, config))
+    # The interpreter's last collection at exit would scan every object still
+    # referenced: 1.5 s with 100,000 finished tasks (measured), past the bounded end.
+    gc.freeze()
     if daemon.abandoned_threads or daemon.abandoned_tasks:
         # The interpreter would join the sleeping threads (and finalize the stuck
         # tasks) at exit: leave now, everything has been flushed.

@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import difflib
+import reprlib
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -38,13 +39,30 @@ class TaskExit(Exception):
     run_forever() and stop the whole daemon; the task fails with this instead."""
 
 
-async def _guarded(func: KindFunc, values: list[Any]) -> object:
+StepTimer = Callable[[Awaitable[object]], Awaitable[object]]
+
+
+async def _guarded(func: KindFunc, values: list[Any], timer: StepTimer | None = None) -> object:
     # The kind's coroutine is created here, inside the task, so a task cancelled
     # before it first runs leaves no never-awaited coroutine behind.
     try:
-        return await func(*values)
+        coro = func(*values)
+        return await (coro if timer is None else timer(coro))
     except (KeyboardInterrupt, SystemExit) as exc:
-        raise TaskExit(f"the task raised {type(exc).__name__}({exc})") from exc
+        raise TaskExit(f"the task raised {type(exc).__name__}({_safe(str, exc)})") from exc
+
+
+# A returned value is shown bounded: a task may return a list of a million items.
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 200
+
+
+def _safe(show: Callable[[object], str], value: object) -> str:
+    """str() or repr() of a user's object, which may itself raise."""
+    try:
+        return show(value)
+    except Exception as exc:
+        return f"<{type(value).__name__}: its {show.__name__}() raised {type(exc).__name__}>"
 
 
 def _names(records: list[TaskRecord], most: int = 5) -> str:
@@ -65,6 +83,7 @@ class Engine:
         self.ending = False
         self.width: Callable[[], int | None] = lambda: None
         self._stream_flush: Callable[[TaskRecord], None] = lambda record: None
+        self.step_timer: StepTimer | None = None  # stall.StallWatch times tasks' steps
 
     async def execute(self, line: str) -> None:
         """Run one command line; CommandError says what was wrong (nothing changed)."""
@@ -107,7 +126,7 @@ class Engine:
         context.run(CURRENT.set, record)
         context.run(CANCEL_GRACE.set, self.config.cancel_grace)
         task = asyncio.get_running_loop().create_task(
-            _guarded(kind.func, values), name=name, context=context
+            _guarded(kind.func, values, self.step_timer), name=name, context=context
         )
         record.task = task
         self.registry.add(record)
@@ -141,7 +160,7 @@ class Engine:
             event = ev.CANCELLED
         elif (exc := task.exception()) is not None:
             record.state = State.FAILED
-            record.error = one_line(f"{type(exc).__name__}: {exc}".rstrip(": "))
+            record.error = one_line(f"{type(exc).__name__}: {_safe(str, exc)}".rstrip(": "))
             record.traceback = "".join(traceback.format_exception(exc))
             fields.update(error=record.error, traceback=record.traceback)
             event = ev.FAILED
@@ -149,7 +168,7 @@ class Engine:
             record.state = State.DONE
             result = task.result()
             if result is not None:
-                record.result = one_line(repr(result), 200)
+                record.result = one_line(_safe(_SHORT.repr, result), 200)
                 fields["result"] = record.result
             event = ev.DONE
         self.registry.finish(record)

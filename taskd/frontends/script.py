@@ -7,12 +7,21 @@ Errors go to stderr as SOURCE:LINE: error: MESSAGE and reading goes on (with
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import AsyncIterator
 
 from ..daemon import Daemon
 from ..errors import CommandError
 from ..output import Output
-from .streams import LineTooLong, StdStreams, file_chunks, split_lines, stdin_chunks
+from .streams import (
+    FdOutput,
+    LineTooLong,
+    StdStreams,
+    StreamOutput,
+    file_chunks,
+    split_lines,
+    stdin_chunks,
+)
 
 MAX_LINE = 64 * 1024
 
@@ -27,14 +36,24 @@ class ScriptFrontend:
         self.failures = 0
         self._streams = StdStreams()
         self._running: asyncio.Task[None] | None = None
+        self._output: StreamOutput | FdOutput | None = None
 
     async def open(self, daemon: Daemon) -> Output:
         def broken(which: str) -> None:
-            # Nobody reads us any more: stop, as `taskd s.tdc | head -1` should.
-            if which == "stdout":
-                daemon.request_end()
+            # Nobody reads us any more (`taskd s.tdc | head -1`), or the disk is full:
+            # stop, with status 1 (output was lost), saying why unless it was a pipe
+            # closed by its reader, which is how pipelines end.
+            if which != "stdout":
+                return
+            daemon.exit_status = max(daemon.exit_status, 1)
+            failure = self._output.failures.get(which) if self._output else None
+            if failure is not None and failure.errno != errno.EPIPE:
+                reason = failure.strerror or type(failure).__name__
+                daemon.report(f"error: cannot write to standard output: {reason}; ending")
+            daemon.request_end()
 
-        return await self._streams.open_output(broken, with_stdin=self.source == "-")
+        self._output = await self._streams.open_output(broken, with_stdin=self.source == "-")
+        return self._output
 
     def _chunks(self) -> AsyncIterator[bytes]:
         if self.source == "-":
@@ -72,4 +91,6 @@ class ScriptFrontend:
         daemon.request_end(SIGINT)
 
     async def aclose(self) -> None:
+        if self._output is not None:
+            await self._output.aclose()  # ends its flusher task, which must not be left pending
         self._streams.restore()

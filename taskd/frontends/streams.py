@@ -52,6 +52,7 @@ class _Buffered:
         self._err: list[str] = []
         self._on_broken = on_broken
         self.broken: set[str] = set()
+        self.failures: dict[str, OSError] = {}  # why a stream was lost
 
     def write(self, text: str) -> None:
         if "stdout" not in self.broken:
@@ -73,9 +74,11 @@ class _Buffered:
         self._err.clear()
         return out, err
 
-    def _lost(self, which: str) -> None:
+    def _lost(self, which: str, exc: OSError | None = None) -> None:
         if which not in self.broken:
             self.broken.add(which)
+            if exc is not None:
+                self.failures[which] = exc
             self._on_broken(which)
 
 
@@ -104,8 +107,8 @@ class FdOutput(_Buffered):
                     continue
                 except BlockingIOError:  # someone made it non-blocking: wait for room
                     _wait_writable(self._fds[which])
-                except OSError:
-                    self._lost(which)
+                except OSError as exc:
+                    self._lost(which, exc)
 
     async def drain(self) -> None:
         self.flush()
@@ -152,8 +155,8 @@ class StreamOutput(_Buffered):
                 try:
                     writer.write(data)
                     await writer.drain()
-                except OSError:
-                    self._lost(which)
+                except OSError as exc:
+                    self._lost(which, exc)
             if not self._wake.is_set():
                 self._idle.set()
 
@@ -168,6 +171,16 @@ class StreamOutput(_Buffered):
             writer.close()  # closes the transport; aioconsole keeps the fd itself open
 
 
+def _fill_closed(fd: int) -> None:
+    """Put /dev/null on a standard fd that was closed (`taskd >&-`): otherwise the
+    next file opened (the script, the log) would get that number, and what taskd
+    writes to stdout would go into it. Writes to it are then simply discarded."""
+    null = os.open(os.devnull, os.O_RDWR)
+    if null != fd:
+        os.dup2(null, fd)
+        os.close(null)
+
+
 class StdStreams:
     """Opens taskd's standard streams and restores the fds' flags afterwards."""
 
@@ -177,7 +190,7 @@ class StdStreams:
             try:
                 self._flags[fd] = fcntl.fcntl(fd, fcntl.F_GETFL)
             except OSError:
-                pass
+                _fill_closed(fd)
         self.reader: asyncio.StreamReader | None = None
 
     async def open_output(
