@@ -16,14 +16,20 @@ steps in one loop iteration (cancelling 100,000 tasks) was blamed on whichever t
 happened to be running when the heartbeat was found late. Timing the steps has no
 false positives, costs two clock reads and a Python call per step (measured in
 tests/test_reliability_faults.py), and needs no thread. What it cannot see: code
-outside taskd tasks (a task's own create_task children, taskd itself), and a step
-that never ends (a `while True` with no await): the loop then never runs again,
-the report included; SIGKILL is the only way out of that.
+outside taskd tasks (a task's own create_task children, taskd itself).
+
+A step that has not ended yet (time.sleep(60), or a `while True` with no await that
+never ends) cannot be reported by the loop, which is frozen. So each step also
+leaves its start and task in `_step`, and a watchdog thread, waking every half
+threshold, writes one line straight to fd 2 when a step has run past the threshold:
+the person at a frozen prompt learns at once which task froze it.
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import threading
 import time
 from collections.abc import Awaitable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
@@ -48,18 +54,50 @@ class StallWatch:
         # would be blamed on whichever task happened to allocate.
         self.gc_seconds = 0.0
         self._gc_started = 0.0
+        # The step running now: (its start, its task's record), or None between steps.
+        self._step: tuple[float, TaskRecord | None] | None = None
+        self._stopped = threading.Event()
+        self._watchdog: threading.Thread | None = None
 
     def start(self) -> None:
         """Time the steps of tasks spawned from now on (a threshold of 0: do not)."""
         if self.threshold > 0:
             self.engine.step_timer = self.timed
             gc.callbacks.append(self._on_gc)
+            self._watchdog = threading.Thread(
+                target=self._watch_steps, name="taskd-stall-watchdog", daemon=True
+            )
+            self._watchdog.start()
 
     def stop(self) -> None:
         if self.engine.step_timer == self.timed:
             self.engine.step_timer = None
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
+        self._stopped.set()
+        if self._watchdog is not None:
+            self._watchdog.join()
+
+    def _watch_steps(self) -> None:
+        """From a thread: say so while a step is still blocking the loop."""
+        announced: tuple[float, TaskRecord | None] | None = None
+        while not self._stopped.wait(self.threshold / 2):
+            step = self._step  # one read of a tuple the loop replaces whole
+            if step is None or step is announced:
+                continue
+            started, record = step
+            if time.perf_counter() - started > self.threshold:
+                announced = step
+                name = record.name if record is not None else "a task"
+                end = "\r\n" if os.isatty(2) else "\n"
+                line = (
+                    f"taskd: task {name} is blocking the event loop "
+                    f"(over {self.threshold:g}s so far){end}"
+                )
+                try:
+                    os.write(2, line.encode("utf-8", "backslashreplace"))
+                except OSError:  # stderr closed, full or non-blocking and full: say nothing
+                    pass
 
     def timed(self, awaitable: Awaitable[object]) -> Awaitable[object]:
         """A coroutine, its steps timed; called inside the task, whose record is CURRENT."""
@@ -115,18 +153,22 @@ class _Timed:
     def send(self, value: Any) -> Any:
         watch = self._watch
         start, collected = time.perf_counter(), watch.gc_seconds
+        watch._step = (start, self._record)
         try:
             return self._coro.send(value)
         finally:
+            watch._step = None
             if (blocked := time.perf_counter() - start) > watch.threshold:
                 watch.check(self._record, blocked - (watch.gc_seconds - collected))
 
     def throw(self, *exc: Any) -> Any:
         watch = self._watch
         start, collected = time.perf_counter(), watch.gc_seconds
+        watch._step = (start, self._record)
         try:
             return self._coro.throw(*exc)
         finally:
+            watch._step = None
             if (blocked := time.perf_counter() - start) > watch.threshold:
                 watch.check(self._record, blocked - (watch.gc_seconds - collected))
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import RunTaskd
+from conftest import RunTaskd, taskd_command
 
 BAD_KINDS = '''
 import asyncio, sys, time
@@ -126,6 +127,7 @@ def test_misbehaving_tasks_are_reported_and_the_daemon_goes_on(
 
 
 STALL = re.compile(r"^taskd: task (\S+) blocked the event loop for ([\d.]+)s \(stall_threshold")
+BLOCKING = re.compile(r"^taskd: task (\S+) is blocking the event loop \(over 0.2s so far\)$")
 
 
 def test_a_task_blocking_the_loop_is_named_with_its_time(
@@ -145,9 +147,12 @@ def test_a_task_blocking_the_loop_is_named_with_its_time(
     )
     result = run_taskd(script, "--config", str(bad_config), "--log", str(log), "--log-json")
     assert result.status == 0, result.err
-    stalls = [STALL.match(line) for line in result.errors]
+    ongoing = [m.group(1) for line in result.errors if (m := BLOCKING.match(line))]
+    stalls = [STALL.match(line) for line in result.errors if not BLOCKING.match(line)]
     assert all(stalls), result.errors
     named = {m.group(1): float(m.group(2)) for m in stalls if m}
+    # The watchdog spoke while each long step was still running, and only of those.
+    assert {"sleeper", "spinner"} <= set(ongoing) <= set(named), (ongoing, named)
     assert {"sleeper", "spinner"} <= set(named)
     assert named["sleeper"] >= 0.6 and named["spinner"] >= 0.4
     # Steps that do not block are not blamed (the OS pausing the whole process on a
@@ -167,3 +172,22 @@ def test_stall_detection_can_be_turned_off(
     bad_config.write_text(config)
     result = run_taskd("new hog 0.3\nwait\n", "--config", str(bad_config))
     assert result.status == 0 and result.err == ""
+
+
+def test_a_step_that_never_ends_is_named_while_it_blocks(
+    bad_config: Path, env: dict[str, str]
+) -> None:
+    """The loop is frozen for good: only the watchdog thread can say which task did it."""
+    with subprocess.Popen(
+        taskd_command("--config", str(bad_config)), stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    ) as proc:
+        assert proc.stdin is not None and proc.stderr is not None
+        try:
+            proc.stdin.write(b"new spin 3600 --name forever\n")
+            proc.stdin.flush()
+            line = proc.stderr.readline().decode()  # blocks until the watchdog speaks
+            assert BLOCKING.match(line.rstrip("\n")), line
+            assert "forever" in line
+        finally:
+            proc.kill()
