@@ -74,7 +74,11 @@ class TaskdCompleter(Completer):
             yield from _matching(word, ((c.name, c.summary) for c in COMMANDS.values()))
         elif name == "log" and not before:
             yield from _matching(word, [("off", "stop logging")])
-            yield from self._paths.get_completions(Document(word), event)
+            for path in self._paths.get_completions(Document(word), event):
+                # Whole words, like every other completion here (PathCompleter
+                # gives only what is left to type).
+                full = word[: len(word) + path.start_position] + path.text
+                yield Completion(full, start_position=-len(word), display=path.display)
 
 
 def _unused_options(command: Command, words: list[str]) -> list[str]:

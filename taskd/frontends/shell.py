@@ -67,8 +67,11 @@ class ShellFrontend:
         self.session: PromptSession[str] | None = None
         self.output: AboveThePrompt | None = None
         self.failures = 0
+        self.prompts = 0  # prompts shown so far
+        self.colored = False
         self.lag = LagMeter()
         self._command: asyncio.Task[None] | None = None
+        self.running_command: str | None = None  # the line being executed
         self._interrupted = False
         self._abandoned_text = ""
         self._empty_interrupts = 0
@@ -84,6 +87,7 @@ class ShellFrontend:
         on = colors.wants_color(
             self.config.color, self.environ, self._terminal_colors(terminal)
         )
+        self.colored = on
         depth = colors.color_depth(on, terminal.get_default_color_depth())
         style = colors.COLOR_STYLE if on else colors.PLAIN_STYLE
         loop = asyncio.get_running_loop()
@@ -145,6 +149,7 @@ class ShellFrontend:
         """The next line typed; None for Ctrl-D on an empty line."""
         assert self.session is not None and self.output is not None
         while True:
+            self.prompts += 1
             try:
                 return await self.session.prompt_async(
                     set_exception_handler=False, handle_sigint=False
@@ -194,6 +199,7 @@ class ShellFrontend:
             daemon.execute(line), name="taskd:command"
         )
         self._command = command
+        self.running_command = line
         try:
             await asyncio.wait({command})
         except asyncio.CancelledError:  # the daemon is ending: the command goes too
@@ -202,6 +208,7 @@ class ShellFrontend:
             raise
         finally:
             self._command = None
+            self.running_command = None
         if command.cancelled():
             if self._interrupted:
                 self.output.write(f"interrupted: {line.strip()}\n")
