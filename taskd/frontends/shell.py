@@ -73,6 +73,7 @@ class ShellFrontend:
         self._command: asyncio.Task[None] | None = None
         self.running_command: str | None = None  # the line being executed
         self._interrupted = False
+        self._interrupt_pending = False
         self._abandoned_text = ""
         self._empty_interrupts = 0
 
@@ -138,6 +139,10 @@ class ShellFrontend:
         app = self._app()
         if app is not None and app.is_running and not app.is_done:
             self._abandon(app)
+        else:
+            # Between Enter and the command's start (the prompt is winding down):
+            # the Ctrl-C was meant for the command about to run.
+            self._interrupt_pending = True
 
     async def aclose(self) -> None:
         if self.output is not None:
@@ -150,6 +155,7 @@ class ShellFrontend:
         assert self.session is not None and self.output is not None
         while True:
             self.prompts += 1
+            self._interrupt_pending = False
             try:
                 return await self.session.prompt_async(
                     set_exception_handler=False, handle_sigint=False
@@ -200,6 +206,9 @@ class ShellFrontend:
         )
         self._command = command
         self.running_command = line
+        if self._interrupt_pending:
+            self._interrupted = True
+            command.cancel()
         try:
             await asyncio.wait({command})
         except asyncio.CancelledError:  # the daemon is ending: the command goes too
