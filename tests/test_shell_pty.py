@@ -65,7 +65,7 @@ class Terminal:
             if found:
                 self.seen = found.end()
                 return found
-            if time.monotonic() > deadline or not self.child.isalive() and self._drained():
+            if time.monotonic() > deadline or (not self.child.isalive() and self._drained()):
                 raise AssertionError(f"{pattern!r} never appeared in:\n{plain(self.raw)[-3000:]}")
             self._read()
 
@@ -134,7 +134,7 @@ def test_tab_completes_a_live_task_name(terminal: Callable[..., Terminal]) -> No
     term.send("new idle --name alpha42" + ENTER)
     term.wait_for(r"started alpha42")
     term.send("cancel alp\t")
-    term.wait_for(r"taskd> cancel alpha42")
+    term.wait_for(r"cancel alpha42")
     term.send(ENTER)
     term.wait_for(r"cancelled alpha42")
     term.send("end" + ENTER)
@@ -167,7 +167,7 @@ def test_a_signal_at_the_prompt_restores_the_terminal(
     pid = int(term.wait_for(r"\[p\] pid=(\d+)")[1])
     term.wait_for(r"p done after")
     term.send("half typed")
-    term.wait_for(r"taskd> half typed")
+    term.wait_for(r"half typed")
     os.kill(pid, signum)
     assert term.left_as_found() == (str(128 + signum), "icanon echo")
 
