@@ -15,6 +15,7 @@ import signal
 import termios
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pexpect
 import pytest
@@ -181,3 +182,28 @@ def test_errors_are_red_unless_no_color(terminal: Callable[..., Terminal]) -> No
         term.send(CTRL_D)
         assert term.left_as_found() == ("0", "icanon echo")
         assert bool(COLOUR_SGR.search(term.raw[start:])) is coloured
+
+
+def test_a_hang_up_ends_taskd_cleanly(terminal: Callable[..., Terminal], tmp_path: Path) -> None:
+    log = tmp_path / "events.log"
+    term = terminal(f"--log {log}")
+    term.send("new shell 'echo pid=$PPID' --name p" + ENTER)
+    pid = int(term.wait_for(r"\[p\] pid=(\d+)")[1])
+    term.send("new tick 0.01 --name busy" + ENTER)  # output keeps coming as it hangs up
+    term.wait_for(r"\[busy\] tick 3")
+    term.send("half")
+    term.child.close(force=True)  # the terminal goes away: EIO for writes, and SIGHUP
+    deadline = time.monotonic() + DEADLINE
+    while "daemon-end" not in log.read_text():
+        assert time.monotonic() < deadline, "taskd did not end after the hang-up"
+        time.sleep(0.01)
+    events = [line.split()[2] for line in log.read_text().splitlines()]
+    assert "error" not in events  # nothing went wrong: the terminal merely left
+    assert log.read_text().rstrip().endswith("daemon-end status=129")
+    while True:  # and the process is gone
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "taskd is still running"
+        time.sleep(0.01)

@@ -74,6 +74,11 @@ class AboveThePrompt:
         self._flusher.cancel()
         await asyncio.wait({self._flusher})
 
+    def hung_up(self) -> None:
+        """The terminal is gone: drop what is queued and all that comes."""
+        self._broken = True
+        self._queued.clear()
+
     # -- the flusher ---------------------------------------------------------------
 
     def _queue(self, text: str, is_error: bool) -> None:
@@ -127,9 +132,7 @@ class AboveThePrompt:
             else:
                 self._print(styled)
         except OSError:
-            # The terminal is gone (a hang-up): nobody can read anything any more.
-            self._broken = True
-            self._queued.clear()
+            self.hung_up()  # EIO: nobody can read anything any more
 
     def _print(self, styled: StyleAndTextTuples) -> None:
         print_formatted_text(self._terminal, styled, self._style, color_depth=self._depth)

@@ -22,6 +22,7 @@ remove it when the prompt ends.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import sys
 from collections.abc import Mapping
@@ -32,7 +33,6 @@ from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.input import Input, create_input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.output import Output as TerminalOutput
-from prompt_toolkit.output import create_output
 
 from ..config import Config
 from ..daemon import Daemon
@@ -42,6 +42,7 @@ from . import colors
 from .above import AboveThePrompt
 from .completion import TaskdCompleter
 from .history import make_history
+from .terminal import real_terminal
 from .toolbar import LagMeter, toolbar
 
 LEAVE_HINT = "(type `end` or press Ctrl-D on an empty line to leave taskd)\n"
@@ -82,7 +83,7 @@ class ShellFrontend:
     async def open(self, daemon: Daemon) -> Output:
         # The real streams, not sys.stdout: the daemon is about to replace that
         # with its task-output capture, which prompt_toolkit must never write to.
-        terminal = self._terminal or create_output(stdout=sys.__stdout__)
+        terminal = self._terminal or real_terminal()
         keys = self._input or create_input(sys.__stdin__)
         self._terminal = terminal
         on = colors.wants_color(
@@ -161,6 +162,13 @@ class ShellFrontend:
                     set_exception_handler=False, handle_sigint=False
                 )
             except EOFError:
+                return None
+            except OSError as exc:
+                if exc.errno != errno.EIO:
+                    raise
+                # The terminal hung up (SIGHUP is on its way, or here): nothing can
+                # be read or shown any more, so this is the end of input.
+                self.output.hung_up()
                 return None
             except KeyboardInterrupt:
                 if self._abandoned_text.strip():
