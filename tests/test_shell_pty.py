@@ -212,3 +212,18 @@ def test_a_hang_up_ends_taskd_cleanly(terminal: Callable[..., Terminal], tmp_pat
             break
         assert time.monotonic() < deadline, "taskd is still running"
         time.sleep(0.01)
+
+
+def test_with_stdout_redirected_the_terminal_is_read_as_a_script(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "out.txt"
+    term = Terminal(env, f"> {out}")
+    try:
+        term.send("new timer 0 --name a\n")
+        term.send(CTRL_D)  # end of input, from a terminal in cooked mode
+        assert term.left_as_found() == ("0", "icanon echo")
+    finally:
+        term.child.close(force=True)
+    assert out.read_text().splitlines()[0] == "started a"
+    assert "taskd>" not in out.read_text()
