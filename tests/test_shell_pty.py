@@ -43,15 +43,21 @@ class Terminal:
         self.raw = ""
         self.answered = 0
         self.seen = 0
+        self.eof = False
 
     def send(self, text: str) -> None:
         self.child.send(text)
 
     def _read(self) -> None:
+        if self.eof:
+            return
         try:
             self.raw += self.child.read_nonblocking(65536, timeout=0.05)
         except pexpect.TIMEOUT:
             pass
+        except pexpect.EOF:
+            self.eof = True  # everything the terminal will ever show has been read
+            return
         requests = self.raw.count(CPR_REQUEST)
         while self.answered < requests:  # "the cursor is at row 1, column 1"
             self.answered += 1
@@ -69,17 +75,9 @@ class Terminal:
             if found:
                 self.seen = found.end()
                 return found
-            if time.monotonic() > deadline or (not self.child.isalive() and self._drained()):
+            if self.eof or time.monotonic() > deadline:
                 raise AssertionError(f"{pattern!r} never appeared in:\n{plain(self.raw)[-3000:]}")
             self._read()
-
-    def _drained(self) -> bool:
-        before = len(self.raw)
-        try:
-            self._read()
-        except pexpect.EOF:
-            return True
-        return len(self.raw) == before
 
     def wait_until(self, condition: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + DEADLINE

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import signal
 import sys
 from collections.abc import Mapping
 
@@ -68,6 +69,7 @@ class ShellFrontend:
         self.session: PromptSession[str] | None = None
         self.output: AboveThePrompt | None = None
         self.failures = 0
+        self.hung_up = False  # input ended because the terminal went away
         self.prompts = 0  # prompts shown so far
         self.colored = False
         self.lag = LagMeter()
@@ -120,8 +122,8 @@ class ShellFrontend:
         try:
             while not daemon.ending:
                 line = await self._read_line()
-                if line is None:  # Ctrl-D on an empty line
-                    daemon.request_end()
+                if line is None:  # Ctrl-D on an empty line, or the terminal is gone
+                    daemon.request_end(signal.SIGHUP if self.hung_up else None)
                     return
                 await self._execute(daemon, line)
                 # A command's output comes before the next prompt, even when the
@@ -162,12 +164,14 @@ class ShellFrontend:
                     set_exception_handler=False, handle_sigint=False
                 )
             except EOFError:
+                # Ctrl-D, or the terminal hung up and its input ended: then the
+                # kernel's SIGHUP may come after this, or never reach us in time.
+                self.hung_up = self.session.input.closed
                 return None
             except OSError as exc:
                 if exc.errno != errno.EIO:
                     raise
-                # The terminal hung up (SIGHUP is on its way, or here): nothing can
-                # be read or shown any more, so this is the end of input.
+                self.hung_up = True  # EIO: nothing can be read or shown any more
                 self.output.hung_up()
                 return None
             except KeyboardInterrupt:
