@@ -17,18 +17,23 @@ hide it), except when the daemon drains everything at the end.
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Callable
 
 from prompt_toolkit.application import Application, in_terminal
-from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.data_structures import Size
 from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.output import Output as TerminalOutput
-from prompt_toolkit.renderer import print_formatted_text
+from prompt_toolkit.output.vt100 import Vt100_Output
 from prompt_toolkit.styles import BaseStyle
 
-from .colors import fragments
+from .colors import fragments, printable
 
 FLUSH_INTERVAL = 0.05  # seconds: at most 20 prompt redraws a second for output
+# Characters written per flush: a flood of output is shown in slices of this size,
+# one after the other but with the loop free in between, so that no flush holds
+# it for long (32 KiB of coloured task lines: 13 ms median here, 1.3 ms plain).
+BATCH_CHARS = 32 * 1024
 
 
 class AboveThePrompt:
@@ -42,8 +47,8 @@ class AboveThePrompt:
         app: Callable[[], Application[str] | None],
     ) -> None:
         self._terminal = terminal
-        self._style = style
-        self._depth = depth
+        self._coloured = depth is not ColorDepth.DEPTH_1_BIT
+        self._codes = StyleCodes(style, depth)
         self._app = app
         self._queued: list[tuple[str, bool]] = []  # (text, is_error), in order
         self._force = False  # write even an unfinished last line
@@ -91,48 +96,100 @@ class AboveThePrompt:
         self._wake.set()
 
     def _take(self) -> list[tuple[str, bool]]:
-        """The queued text up to its last newline (all of it when forced)."""
-        queued, self._queued = self._queued, []
-        if self._force:
+        """Up to BATCH_CHARS of the queue (whole segments), cut after its last newline;
+        the rest stays queued. Forced, an unfinished last line goes too."""
+        queued, size, n = self._queued, 0, 0
+        while n < len(queued) and size < BATCH_CHARS:
+            size += len(queued[n][0])
+            n += 1
+        taken, self._queued = queued[:n], queued[n:]
+        if self._force and not self._queued:
             self._force = False
-            return queued
-        for i in range(len(queued) - 1, -1, -1):
-            text, is_error = queued[i]
+            return taken
+        for i in range(len(taken) - 1, -1, -1):
+            text, is_error = taken[i]
             cut = text.rfind("\n")
             if cut >= 0:
-                head, rest = text[: cut + 1], text[cut + 1 :]
-                self._queued = ([(rest, is_error)] if rest else []) + queued[i + 1 :]
-                return [*queued[:i], (head, is_error)]
-        self._queued = queued
+                rest = text[cut + 1 :]
+                self._queued[:0] = ([(rest, is_error)] if rest else []) + taken[i + 1 :]
+                return [*taken[:i], (text[: cut + 1], is_error)]
+        self._queued[:0] = taken
         return []
 
     async def _flush_forever(self) -> None:
+        backlog = False
         while True:
             await self._wake.wait()
             wait = self._last + FLUSH_INTERVAL - self._loop.time()
-            if wait > 0 and not self._force:
-                await asyncio.sleep(wait)
+            if backlog:
+                await asyncio.sleep(0)  # let everything else run between slices
+            elif wait > 0 and not self._force:
+                await asyncio.sleep(wait)  # gather what comes in the meantime
             self._wake.clear()
             batch = self._take()
             if batch:
                 await self._show(batch)
                 self._last = self._loop.time()
+            backlog = bool(batch) and any("\n" in text for text, _ in self._queued)
+            if backlog or (self._force and self._queued):
+                self._wake.set()
             if not self._wake.is_set():
                 self._idle.set()
 
     async def _show(self, batch: list[tuple[str, bool]]) -> None:
-        styled: StyleAndTextTuples = []
-        for text, is_error in batch:
-            styled += fragments(text, is_error)
+        text = self._paint(batch).replace("\n", "\r\n")  # \r: raw mode may be on
         try:
             app = self._app()
             if app is not None and app.is_running:
                 async with in_terminal():
-                    self._print(styled)
+                    self._write(text)
             else:
-                self._print(styled)
+                self._write(text)
         except OSError:
             self.hung_up()  # EIO: nobody can read anything any more
 
-    def _print(self, styled: StyleAndTextTuples) -> None:
-        print_formatted_text(self._terminal, styled, self._style, color_depth=self._depth)
+    def _write(self, text: str) -> None:
+        self._terminal.write_raw(text)
+        self._terminal.flush()
+
+    def _paint(self, batch: list[tuple[str, bool]]) -> str:
+        """BATCH as the terminal's text: escape sequences only where a style says so.
+
+        prompt_toolkit's print_formatted_text does the same a fragment at a time,
+        at about 33k lines/s here; the sequences are computed once per style."""
+        if not self._coloured:
+            return "".join(printable(text) for text, _ in batch)
+        parts = []
+        for text, is_error in batch:
+            for style, piece, *_ in fragments(text, is_error):
+                parts.append(self._codes.sequence(style) + piece if style else piece)
+                if style:
+                    parts.append(self._codes.reset)
+        return "".join(parts)
+
+
+class StyleCodes:
+    """The escape sequence for each style string, rendered once by a scratch vt100
+    output (so colour depth and attributes are handled exactly as in the prompt)."""
+
+    def __init__(self, style: BaseStyle, depth: ColorDepth) -> None:
+        self._style = style
+        self._depth = depth
+        self._cache: dict[str, str] = {}
+        self.reset = self._render(None)
+
+    def sequence(self, style: str) -> str:
+        code = self._cache.get(style)
+        if code is None:
+            code = self._cache[style] = self._render(style)
+        return code
+
+    def _render(self, style: str | None) -> str:
+        screen = io.StringIO()
+        scratch = Vt100_Output(screen, lambda: Size(rows=1, columns=1), term="xterm")
+        if style is None:
+            scratch.reset_attributes()
+        else:
+            scratch.set_attributes(self._style.get_attrs_for_style_str(style), self._depth)
+        scratch.flush()
+        return screen.getvalue()

@@ -125,6 +125,8 @@ class ShellFrontend:
                 if line is None:  # Ctrl-D on an empty line, or the terminal is gone
                     daemon.request_end(signal.SIGHUP if self.hung_up else None)
                     return
+                if not line.strip():
+                    continue
                 await self._execute(daemon, line)
                 # A command's output comes before the next prompt, even when the
                 # next line was typed ahead.
