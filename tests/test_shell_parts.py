@@ -191,3 +191,19 @@ async def test_colour_is_written_only_with_colour_on() -> None:
         await out.aclose()
         assert plain(screen.getvalue()) == "error: x\n[t] tick 1\n"
         assert bool(COLOUR_SGR.search(screen.getvalue())) is on
+
+
+async def test_a_flood_is_shown_whole_and_in_order_in_slices() -> None:
+    from taskd.frontends.above import BATCH_CHARS
+
+    screen = io.StringIO()
+    out = AboveThePrompt(terminal(screen), colors.COLOR_STYLE, ColorDepth.DEPTH_8_BIT, lambda: None)
+    lines = [f"[t] line {i}" for i in range(BATCH_CHARS // 4)]  # several slices' worth
+    for line in lines:
+        out.write(line + "\n")
+    while "line 0\n" not in plain(screen.getvalue()):  # the first slice is out...
+        await asyncio.sleep(0.001)
+    assert plain(screen.getvalue()).count("\n") < len(lines)  # ...not the whole flood
+    await out.drain()
+    assert plain(screen.getvalue()).splitlines() == lines
+    await out.aclose()
