@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
+import sys
 import termios
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pexpect
+import pexpect  # type: ignore[import-untyped]
 import pytest
 from shellkit import COLOUR_SGR, DEADLINE, plain
 
 CPR_REQUEST = "\x1b[6n"
 ENTER, CTRL_C, CTRL_D = "\r", "\x03", "\x04"
 AFTER = 'echo "exit=$?"; stty -a'
+PYTHON = shlex.quote(sys.executable)
 
 
 class Terminal:
@@ -34,7 +37,7 @@ class Terminal:
             "/bin/sh",
             # The terminal's Ctrl-C reaches the whole foreground group, sh too: a
             # trap (not an ignore, which taskd would inherit) keeps sh alive.
-            ["-c", f"trap : INT; python -m taskd {args}; {AFTER}"],
+            ["-c", f"trap : INT; {PYTHON} -m taskd {args}; {AFTER}"],
             env=env,
             dimensions=(24, 100),
             encoding="utf-8",
