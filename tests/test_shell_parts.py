@@ -207,3 +207,24 @@ async def test_a_flood_is_shown_whole_and_in_order_in_slices() -> None:
     await out.drain()
     assert plain(screen.getvalue()).splitlines() == lines
     await out.aclose()
+
+
+async def test_a_colouring_bug_costs_no_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    from taskd.frontends import above
+
+    def broken(text: str, is_error: bool) -> list[tuple[str, str]]:
+        raise ValueError("bug")
+
+    monkeypatch.setattr(above, "fragments", broken)
+    reported: list[str] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: reported.append(context["message"]))
+    screen = io.StringIO()
+    out = AboveThePrompt(terminal(screen), colors.COLOR_STYLE, ColorDepth.DEPTH_8_BIT, lambda: None)
+    out.write("[t] one\n")
+    await out.drain()
+    out.error("error: two\n")
+    await out.aclose()
+    loop.set_exception_handler(None)
+    assert plain(screen.getvalue()) == "[t] one\nerror: two\n"
+    assert reported == ["colouring failed"]

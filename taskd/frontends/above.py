@@ -53,6 +53,7 @@ class AboveThePrompt:
         self._queued: list[tuple[str, bool]] = []  # (text, is_error), in order
         self._force = False  # write even an unfinished last line
         self._broken = False
+        self._paint_failed = False
         self._last = 0.0
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -137,7 +138,14 @@ class AboveThePrompt:
                 self._idle.set()
 
     async def _show(self, batch: list[tuple[str, bool]]) -> None:
-        text = self._paint(batch).replace("\n", "\r\n")  # \r: raw mode may be on
+        try:
+            text = self._paint(batch)
+        except Exception as exc:  # a bug in colouring must not cost a line of output
+            text = "".join(printable(t) for t, _ in batch)
+            if not self._paint_failed:
+                self._paint_failed = True
+                self._loop.call_exception_handler({"message": "colouring failed", "exception": exc})
+        text = text.replace("\n", "\r\n")  # \r: the terminal may be in raw mode
         try:
             app = self._app()
             if app is not None and app.is_running:
