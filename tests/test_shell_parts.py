@@ -57,6 +57,7 @@ def test_kinds_after_new_and_nothing_for_a_new_name() -> None:
     assert complete(engine, "new ti") == ["tick", "timer"]
     assert set(complete(engine, "new ")) == set(engine.kinds)
     assert complete(engine, "new tick 1 --name ") == []
+    assert complete(engine, "new --name x ti") == ["tick", "timer"]  # x is --name's
 
 
 def test_task_names_are_read_live() -> None:

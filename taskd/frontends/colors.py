@@ -48,8 +48,6 @@ COLOR_STYLE = Style.from_dict(
         "error": "ansired",
         "prompt": "bold",
         "header": "bold",
-        "interrupted": "ansiyellow",
-        "hint": "italic",
         "bottom-toolbar": "noreverse bg:#303030 #d0d0d0",
         "bottom-toolbar.warn": "bg:#303030 ansiyellow bold",
         **{f"task-{i}": colour for i, colour in enumerate(PALETTE)},

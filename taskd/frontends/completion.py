@@ -47,8 +47,7 @@ class TaskdCompleter(Completer):
             return
         if words[-1] in command.options:
             return  # the value of an option (a new task's name, a timeout): free text
-        positional = [w for w in words[1:] if not w.startswith("-")]
-        yield from self._argument(command, words, positional, word, complete_event)
+        yield from self._argument(command, words, _positional(command, words), word, complete_event)
 
     def _argument(
         self,
@@ -79,6 +78,19 @@ class TaskdCompleter(Completer):
                 # gives only what is left to type).
                 full = word[: len(word) + path.start_position] + path.text
                 yield Completion(full, start_position=-len(word), display=path.display)
+
+
+def _positional(command: Command, words: list[str]) -> list[str]:
+    """The command's arguments so far: WORDS without options and their values."""
+    found, skip = [], False
+    for word in words[1:]:
+        if skip:
+            skip = False
+        elif word.startswith("--"):
+            skip = word in command.options
+        else:
+            found.append(word)
+    return found
 
 
 def _unused_options(command: Command, words: list[str]) -> list[str]:
