@@ -9,6 +9,7 @@ history must never cost the person their prompt.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -35,6 +36,7 @@ class ForgivingFileHistory(FileHistory):
     def __init__(self, path: Path, report: Report) -> None:
         super().__init__(str(path))
         self._report = report
+        self._lock = threading.Lock()
         self.failed = False
 
     def load_history_strings(self) -> Iterable[str]:
@@ -53,7 +55,11 @@ class ForgivingFileHistory(FileHistory):
             self._fail("write", exc)
 
     def _fail(self, doing: str, exc: OSError) -> None:
-        self.failed = True
+        # Loading runs in a thread, storing on the loop: both may fail at once.
+        with self._lock:
+            if self.failed:
+                return
+            self.failed = True
         reason = exc.strerror or str(exc)
         where = os.fsdecode(self.filename)
         self._report(f"cannot {doing} the history file {where}: {reason}; history off")
