@@ -73,7 +73,10 @@ def _configure(args: argparse.Namespace) -> tuple[Config, dict[str, Kind]]:
 
 
 def _frontend(args: argparse.Namespace, config: Config) -> Frontend:
-    if args.file is None and sys.stdin is not None and sys.stdin.isatty():
+    # A prompt needs a terminal to draw on: with stdout redirected, the lines typed
+    # are read as a script and the output goes where it was sent.
+    terminal = all(s is not None and s.isatty() for s in (sys.stdin, sys.stdout))
+    if args.file is None and terminal:
         try:
             from .frontends.shell import ShellFrontend
         except ImportError:

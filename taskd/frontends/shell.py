@@ -1,0 +1,258 @@
+"""The interactive shell: a prompt_toolkit prompt as one more task on the daemon's loop.
+
+The prompt is `prompt_async()` awaited by the front-end's run task, so tasks keep
+running while the person types, and their output is written above the prompt by
+AboveThePrompt. A command line runs as its own task, so that Ctrl-C (SIGINT, which
+the daemon hands to `interrupt()`) can cancel the command without touching the
+daemon or the tasks it started.
+
+Keys: Ctrl-C abandons the line being typed (a second one on an empty line says how
+to leave); Ctrl-D on an empty line is `end`; Ctrl-R searches the history, Up and
+Down walk it; Tab completes. The terminal is given back as it was found: when the
+daemon cancels the run task (SIGTERM, SIGHUP), the cancellation reaches
+prompt_async, which leaves raw mode before the task ends, and the daemon waits for
+the task before its loop stops.
+
+Two prompt_toolkit defaults are turned off on purpose: its loop exception handler
+(set_exception_handler) would stop at "Press ENTER to continue" and eat the next
+line typed, and its SIGINT handler (handle_sigint) would replace the daemon's and
+remove it when the prompt ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import signal
+import sys
+from collections.abc import Mapping
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.application import Application
+from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.input import Input, create_input
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.output import Output as TerminalOutput
+
+from ..config import Config
+from ..daemon import Daemon
+from ..errors import CommandError
+from ..output import Output
+from . import colors
+from .above import AboveThePrompt
+from .completion import TaskdCompleter
+from .history import make_history
+from .terminal import real_terminal
+from .toolbar import LagMeter, toolbar
+
+LEAVE_HINT = "(type `end` or press Ctrl-D on an empty line to leave taskd)\n"
+
+
+class ShellFrontend:
+    """Reads command lines from a person at a terminal."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        input: Input | None = None,
+        output: TerminalOutput | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """INPUT and OUTPUT default to the real terminal (fds 0 and 1, whatever
+        sys.stdin and sys.stdout have become); tests pass a pipe and a buffer."""
+        self.config = config
+        self.environ = os.environ if environ is None else environ
+        self._input = input
+        self._terminal = output
+        self.session: PromptSession[str] | None = None
+        self.output: AboveThePrompt | None = None
+        self.failures = 0
+        self.hung_up = False  # input ended because the terminal went away
+        self.prompts = 0  # prompts shown so far
+        self.colored = False
+        self.lag = LagMeter()
+        self._command: asyncio.Task[None] | None = None
+        self.running_command: str | None = None  # the line being executed
+        self._interrupted = False
+        self._interrupt_pending = False
+        self._abandoned_text = ""
+        self._empty_interrupts = 0
+
+    # -- the Frontend protocol ------------------------------------------------------
+
+    async def open(self, daemon: Daemon) -> Output:
+        # The real streams, not sys.stdout: the daemon is about to replace that
+        # with its task-output capture, which prompt_toolkit must never write to.
+        terminal = self._terminal or real_terminal()
+        keys = self._input or create_input(sys.__stdin__)
+        self._terminal = terminal
+        on = colors.wants_color(
+            self.config.color, self.environ, self._terminal_colors(terminal)
+        )
+        self.colored = on
+        depth = colors.color_depth(on, terminal.get_default_color_depth())
+        style = colors.COLOR_STYLE if on else colors.PLAIN_STYLE
+        loop = asyncio.get_running_loop()
+
+        def report(message: str) -> None:  # also called from the history's thread
+            loop.call_soon_threadsafe(daemon.report, message)
+
+        self.session = PromptSession(
+            message=self._message,
+            input=keys,
+            output=terminal,
+            history=make_history(self.config.history_file, self.environ, report),
+            completer=TaskdCompleter(daemon),
+            complete_while_typing=False,
+            enable_history_search=False,  # Ctrl-R searches; Up walks the history
+            bottom_toolbar=lambda: toolbar(daemon, self.lag.lag),
+            refresh_interval=0.5,
+            key_bindings=self._key_bindings(),
+            style=style,
+            color_depth=depth,
+        )
+        daemon.width = lambda: terminal.get_size().columns
+        self.output = AboveThePrompt(terminal, style, depth, self._app)
+        return self.output
+
+    async def run(self, daemon: Daemon) -> None:
+        meter = asyncio.get_running_loop().create_task(self.lag.run(), name="taskd:lag")
+        try:
+            while not daemon.ending:
+                line = await self._read_line()
+                if line is None:  # Ctrl-D on an empty line, or the terminal is gone
+                    daemon.request_end(signal.SIGHUP if self.hung_up else None)
+                    return
+                if not line.strip():
+                    continue
+                await self._execute(daemon, line)
+                # A command's output comes before the next prompt, even when the
+                # next line was typed ahead.
+                await self._drain()
+        finally:
+            meter.cancel()
+
+    def interrupt(self, daemon: Daemon) -> None:
+        """SIGINT: cancel the running command; at the prompt, abandon the line."""
+        command = self._command
+        if command is not None and not command.done():
+            self._interrupted = True
+            command.cancel()
+            return
+        app = self._app()
+        if app is not None and app.is_running and not app.is_done:
+            self._abandon(app)
+        else:
+            # Between Enter and the command's start (the prompt is winding down):
+            # the Ctrl-C was meant for the command about to run.
+            self._interrupt_pending = True
+
+    async def aclose(self) -> None:
+        if self.output is not None:
+            await self.output.aclose()
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def _read_line(self) -> str | None:
+        """The next line typed; None for Ctrl-D on an empty line."""
+        assert self.session is not None and self.output is not None
+        while True:
+            self.prompts += 1
+            self._interrupt_pending = False
+            try:
+                return await self.session.prompt_async(
+                    set_exception_handler=False, handle_sigint=False
+                )
+            except EOFError:
+                # Ctrl-D, or the terminal hung up and its input ended: then the
+                # kernel's SIGHUP may come after this, or never reach us in time.
+                self.hung_up = self.session.input.closed
+                return None
+            except OSError as exc:
+                if exc.errno != errno.EIO:
+                    raise
+                self.hung_up = True  # EIO: nothing can be read or shown any more
+                self.output.hung_up()
+                return None
+            except KeyboardInterrupt:
+                if self._abandoned_text.strip():
+                    self._empty_interrupts = 0
+                    continue
+                self._empty_interrupts += 1
+                if self._empty_interrupts >= 2:
+                    self._empty_interrupts = 0
+                    self.output.write(LEAVE_HINT)
+
+    async def _drain(self) -> None:
+        if self.output is not None:
+            await self.output.drain()
+
+    def _key_bindings(self) -> KeyBindings:
+        bindings = KeyBindings()
+
+        @bindings.add("c-c")
+        def _(event: KeyPressEvent) -> None:
+            self._abandon(event.app)
+
+        return bindings
+
+    def _abandon(self, app: Application[str]) -> None:
+        self._abandoned_text = app.current_buffer.text
+        app.exit(exception=KeyboardInterrupt, style="class:aborting")
+
+    def _message(self) -> StyleAndTextTuples:
+        return [("class:prompt", self.config.prompt)]
+
+    def _app(self) -> Application[str] | None:
+        return self.session.app if self.session is not None else None
+
+    # -- running a command ------------------------------------------------------------
+
+    async def _execute(self, daemon: Daemon, line: str) -> None:
+        """Run LINE as its own task, so that Ctrl-C can cancel just the command."""
+        assert self.output is not None
+        self._empty_interrupts = 0
+        self._interrupted = False
+        command = asyncio.get_running_loop().create_task(
+            daemon.execute(line), name="taskd:command"
+        )
+        self._command = command
+        self.running_command = line
+        if self._interrupt_pending:
+            self._interrupted = True
+            command.cancel()
+        try:
+            await asyncio.wait({command})
+        except asyncio.CancelledError:  # the daemon is ending: the command goes too
+            command.cancel()
+            await asyncio.wait({command})
+            raise
+        finally:
+            self._command = None
+            self.running_command = None
+        if command.cancelled():
+            if self._interrupted:
+                self.output.write(f"interrupted: {line.strip()}\n")
+            return
+        exc = command.exception()
+        if isinstance(exc, CommandError):
+            self.failures += 1
+            self.output.error(f"error: {exc}\n")
+        elif exc is not None:
+            # A bug, not a mistake of the person's: the daemon's handler says it in
+            # one line and logs the traceback; the shell goes on.
+            self.failures += 1
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": f"internal error in {line.split()[0]!r}", "exception": exc}
+            )
+
+    # -- the terminal -------------------------------------------------------------------
+
+    def _terminal_colors(self, terminal: TerminalOutput) -> int | None:
+        try:
+            fd = terminal.fileno()
+        except (OSError, NotImplementedError, ValueError):
+            return None
+        return colors.terminal_colors(self.environ.get("TERM"), fd)
