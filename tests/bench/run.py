@@ -1,6 +1,7 @@
 """taskd beside the floor: each scenario timed against a bare-asyncio baseline.
 
-    python tests/bench/run.py [--quick] [--loop asyncio|uvloop] [--only SCENARIO] [--repeat N]
+    python tests/bench/run.py [--quick] [--loop asyncio|uvloop] [--only SCENARIO]
+                              [--repeat N] [--taskd DIR]
 
 Every scenario runs several times, alternating taskd and its baseline so that both
 see the same moment of a shared machine; the table shows the medians and their ratio
@@ -29,7 +30,6 @@ from drive import Child, memory_kb
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 BASELINE = HERE / "baseline.py"
-sys.path.insert(0, str(REPO))  # the taskd under test, for the in-process scenarios
 
 FULL = {
     "spawn": 50_000, "live": 100_000, "show": 50_000, "shows": 7, "log_events": 1_000_000,
@@ -72,14 +72,16 @@ def show(value: float, unit: str) -> str:
 class Bench:
     """Sizes, the loop under test, and a scratch directory shared by the runs."""
 
-    def __init__(self, sizes: dict[str, int], loop: str, scratch: Path, repeat: int) -> None:
+    def __init__(
+        self, sizes: dict[str, int], loop: str, scratch: Path, repeat: int, source: Path
+    ) -> None:
         self.n = sizes
         self.loop = loop
         self.scratch = scratch
         self.repeat = repeat
         self.env = dict(os.environ)
         self.env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+            [str(source), *filter(None, [os.environ.get("PYTHONPATH")])]
         )
         self.env["XDG_CONFIG_HOME"] = str(scratch / "xdg")  # no user config
         self.env.pop("NO_COLOR", None)
@@ -139,7 +141,8 @@ class Bench:
         n = self.n["spawn"]
         script = self.script(f"spawn{n}.tdc", [*self.spawn_lines(n), "end"])
         ours, theirs = self.alternate(
-            lambda: self.timed(self.taskd(), script, n), lambda: self.timed(self.baseline(), script, n)
+            lambda: self.timed(self.taskd(), script, n),
+            lambda: self.timed(self.baseline(), script, n),
         )
         return [self.row(f"spawn {n // 1000}k, files", ours, theirs, "s", 1.5)]
 
@@ -363,10 +366,14 @@ def main() -> int:
     parser.add_argument("--only", action="append", choices=sorted(SCENARIOS),
                         help="only this scenario (repeatable)")
     parser.add_argument("--repeat", type=int, help="runs of each side (default 5, quick 3)")
+    parser.add_argument("--taskd", metavar="DIR", type=Path, default=REPO,
+                        help="the source tree whose taskd runs (default: this one), "
+                        "to compare a change with what came before")
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     repeat = args.repeat or sizes["repeat"]
     rows: list[Row] = []
+    sys.path.insert(0, str(args.taskd.resolve()))  # for the in-process scenarios
     with tempfile.TemporaryDirectory(prefix="taskd-bench-") as scratch:
         for name, scenario in SCENARIOS.items():
             if args.only and name not in args.only:
@@ -374,7 +381,7 @@ def main() -> int:
             for loop in loops(args.loop):
                 started = time.perf_counter()
                 print(f"{name} on {loop}...", file=sys.stderr, flush=True)
-                bench = Bench(sizes, loop, Path(scratch), repeat)
+                bench = Bench(sizes, loop, Path(scratch), repeat, args.taskd.resolve())
                 try:
                     rows.extend(scenario(bench))
                 except RuntimeError as exc:
