@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import json
+import re
 import shlex
 import time
 from collections.abc import Awaitable, Callable
@@ -90,8 +91,16 @@ def command(name: str, usage: str, summary: str, **spec: object) -> Callable[[Ha
     return register
 
 
+# Only quotes and backslashes make shlex (posix, no comments) differ from splitting at
+# its four blanks; most lines have neither, and shlex costs ~9 us a line against ~0.5.
+_QUOTING = re.compile(r"['\"\\]")
+_BLANKS = re.compile(r"[ \t\r\n]+")
+
+
 def split(line: str) -> list[str]:
     """Split LINE shell-style; a quoting mistake is a CommandError."""
+    if _QUOTING.search(line) is None:
+        return [word for word in _BLANKS.split(line) if word]
     try:
         return shlex.split(line, comments=False, posix=True)
     except ValueError as exc:
