@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import os
 import sys
 import warnings
@@ -84,6 +85,15 @@ def _frontend(args: argparse.Namespace, config: Config) -> Frontend:
     return ScriptFrontend(args.file or "-", strict=args.strict)
 
 
+def _tune_gc() -> None:
+    """Collect cycles less often: with tens of thousands of live tasks the collector's
+    young-generation passes were the largest single cost of spawning and ending them
+    (tests/bench: 50k spawns 0.98 s -> 0.47 s). taskd's own objects are freed by
+    reference counting; what was imported so far is frozen out of every pass."""
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -99,7 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"taskd: error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
             return 2
     daemon = Daemon(config, kinds)
-    status = daemon.run(_frontend(args, config))
+    frontend = _frontend(args, config)
+    _tune_gc()
+    status = daemon.run(frontend)
     if daemon.abandoned_threads or daemon.abandoned_tasks:
         # The interpreter would join the sleeping threads (and finalize the stuck
         # tasks) at exit: leave now, everything has been flushed.
