@@ -134,8 +134,9 @@ class StreamOutput(_Buffered):
         )
 
     def _kick(self) -> None:
-        self._idle.clear()
-        self._wake.set()
+        if not self._wake.is_set():  # once per batch, not once per line
+            self._idle.clear()
+            self._wake.set()
 
     async def _flush_forever(self) -> None:
         while True:
