@@ -125,7 +125,7 @@ def runner(loop: str) -> Callable[[], asyncio.AbstractEventLoop]:
     if loop == "uvloop":
         import uvloop
 
-        return uvloop.new_event_loop  # type: ignore[no-any-return]
+        return uvloop.new_event_loop
     return asyncio.new_event_loop
 
 
