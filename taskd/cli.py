@@ -88,9 +88,10 @@ def _frontend(args: argparse.Namespace, config: Config) -> Frontend:
 def _tune_gc() -> None:
     """Collect cycles less often: with tens of thousands of live tasks the collector's
     passes were the largest single cost of spawning and ending them (tests/bench: 50k
-    spawns 0.98 s -> 0.47 s; ending 100k: 27 middle and 2 full passes, 1.1 s, down to
-    10 middle ones, 0.4 s). taskd's own objects are freed by reference counting, and
-    full passes still come (after 10 middle ones, or a quarter more old objects).
+    spawns 0.98 s -> 0.47 s; spawning and ending 100k: 27 middle and 2 full passes,
+    1.1 s, at 10000/10/10, and 10 middle ones, 0.4 s, at these). taskd's own objects
+    are freed by reference counting, and full passes still come (after 10 middle
+    ones, or a quarter more old objects).
     What was imported so far is frozen out of every pass."""
     gc.freeze()
     gc.set_threshold(20_000, 20, 10)
