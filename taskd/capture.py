@@ -60,10 +60,12 @@ class TaskStream(io.TextIOBase):
         if record is None:
             self._other(s)
             return
-        text = record.pending + s
-        if "\n" not in text:
-            record.pending = text
+        # print() writes the text, then "\n": keep this path short, a task printing
+        # in a loop goes through it twice a line (tests/bench, scenario responsive).
+        if "\n" not in s:
+            record.pending += s
             return
+        text = record.pending + s if record.pending else s
         *lines, record.pending = text.split("\n")
         for line in lines:
             self._task_line(record, line)

@@ -137,8 +137,9 @@ class StreamOutput(_Buffered):
         )
 
     def _kick(self) -> None:
-        self._idle.clear()
-        self._wake.set()
+        if not self._wake.is_set():  # once per batch, not once per line
+            self._idle.clear()
+            self._wake.set()
 
     async def _flush_forever(self) -> None:
         while True:
@@ -181,6 +182,23 @@ def _fill_closed(fd: int) -> None:
         os.close(null)
 
 
+PIPE_SIZE = 1 << 20
+
+
+def _widen_pipe(fd: int) -> None:
+    """Let a pipe hold 1 MiB (Linux; 64 KiB by default) when FD is one.
+
+    Non-blocking output is written one pipe-full per loop iteration: a 10,000-row
+    `show` took 6 iterations, 70 ms while 10,000 tasks ticked (tests/bench,
+    scenario responsive). Where the system refuses, the pipe stays as it was."""
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None)
+    try:
+        if setsize is not None and stat.S_ISFIFO(os.fstat(fd).st_mode):
+            fcntl.fcntl(fd, setsize, PIPE_SIZE)
+    except OSError:
+        pass
+
+
 class StdStreams:
     """Opens taskd's standard streams and restores the fds' flags afterwards."""
 
@@ -199,6 +217,7 @@ class StdStreams:
         """The fastest lossless output; also prepares stdin's reader when it can."""
         streams = (sys.__stdin__, sys.__stdout__, sys.__stderr__)
         if all(s is not None and pipe_like(s) for s in streams):
+            _widen_pipe(1)
             reader, out, err = await create_standard_streams(*streams)
             if with_stdin:
                 self.reader = reader
