@@ -25,9 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="taskd",
         description="A task-manager shell for asyncio: spawn, watch and cancel named tasks.",
-        epilog="With no FILE and a terminal on stdin, taskd is an interactive shell; "
-        "otherwise it reads commands from FILE or stdin. Exit status: 0, 1 when a "
-        "command failed, 2 for usage and configuration errors, 128+N after signal N.",
+        epilog="With no FILE and a terminal on stdin and stdout, taskd is an interactive "
+        "shell; otherwise it reads commands from FILE or stdin. Exit status: 0, 1 when a "
+        "command failed or output was lost, 2 for usage and configuration errors, "
+        "128+N after signal N.",
     )
     parser.add_argument(
         "file", nargs="?", metavar="FILE", help="read commands from FILE ('-': stdin)"
