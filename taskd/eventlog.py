@@ -50,6 +50,9 @@ ENCODING_ERRORS = "backslashreplace"  # an odd string never costs the line
 
 Report = Callable[[str], None]
 
+# Logs whose closing runs on after the caller was cancelled; see wait_closed().
+_CLOSING: set[asyncio.Task[None]] = set()
+
 
 def _write_all(fd: int, data: bytes) -> None:
     """Write all of DATA to FD (a write may be short); run in the log's thread."""
@@ -241,6 +244,8 @@ class EventLog:
             self._closed = asyncio.get_running_loop().create_task(
                 self._close(), name="taskd:log-close"
             )
+            _CLOSING.add(self._closed)
+            self._closed.add_done_callback(_CLOSING.discard)
         await asyncio.shield(self._closed)
 
     async def _close(self) -> None:
@@ -258,9 +263,23 @@ class EventLog:
             self._executor.shutdown(wait=False)
 
     @property
+    def queued(self) -> int:
+        """Lines formatted and waiting for the writer."""
+        return len(self._lines)
+
+    @property
     def lost(self) -> int:
         """Events not written since writing failed (0 while it works)."""
         return self.accepted - self.written if self.failure else 0
+
+
+async def wait_closed() -> None:
+    """Wait until every log being closed on this loop is closed: a switch interrupted
+    by a signal leaves the old log closing in the background, and the daemon must not
+    stop its loop before that log is on disk."""
+    loop = asyncio.get_running_loop()
+    while pending := {t for t in _CLOSING if t.get_loop() is loop and not t.done()}:
+        await asyncio.wait(pending)
 
 
 def _reason(exc: OSError) -> str:
