@@ -20,7 +20,7 @@ from . import events as ev
 from .config import Config
 from .context import CANCEL_GRACE, CURRENT
 from .errors import CommandError, shown
-from .eventlog import EventLog
+from .eventlog import EventLog, wait_closed
 from .kinds import Kind, KindFunc, load_kinds
 from .output import MemoryOutput, Output
 from .registry import Registry, State, TaskRecord
@@ -206,10 +206,12 @@ class Engine:
     async def stop_log(self) -> str:
         """Flush and close the log; say how many events it wrote."""
         old, self.log = self.log, None
+        if old is not None:
+            self.bus.unsubscribe(old)
+            await old.aclose()
+        await wait_closed()  # and any log a cancelled switch left closing
         if old is None:
             return "not logging"
-        self.bus.unsubscribe(old)
-        await old.aclose()
         return f"stopped logging to {old.path} ({_written(old)})"
 
     async def flush_log(self) -> None:
