@@ -103,8 +103,12 @@ class EventLog:
 
     # -- opening -----------------------------------------------------------------
 
-    async def open(self) -> None:
-        """Open FILE for appending (never truncating); CommandError if it cannot be."""
+    async def open(self, *, start: bool = True) -> None:
+        """Open FILE for appending (never truncating); CommandError if it cannot be.
+
+        With start=False events are queued but not written until start(): a log that
+        replaces another waits until the other is closed.
+        """
         try:
             self._file = await aiofiles.open(self.path, "ab", buffering=0, executor=self._executor)
             self._fd = self._file.fileno()
@@ -114,6 +118,8 @@ class EventLog:
         except BaseException:
             self._executor.shutdown(wait=False)
             raise
+        if start:
+            self.start()
 
     def start(self) -> None:
         """Let the writer write (after the log this one replaces is closed)."""

@@ -129,7 +129,6 @@ async def open_log(path: Path, fmt: str = "text") -> tuple[EventLog, list[str]]:
     said, report = reports()
     log = EventLog(str(path), fmt, report)
     await log.open()
-    log.start()
     return log, said
 
 
