@@ -192,7 +192,7 @@ class Engine:
         switching to the same file keeps every event in order.
         """
         new = EventLog(path, fmt, self.report)
-        await new.open()
+        await new.open(start=False)
         old, self.log = self.log, new
         if old is not None:
             self.bus.unsubscribe(old)
