@@ -276,14 +276,23 @@ async def test_switching_closes_the_old_log_first_and_loses_nothing(tmp_path: Pa
 # -- the real program --------------------------------------------------------------
 
 
+WATCHDOG = 60.0  # seconds: a safety bound for a hung child, never what makes a test pass
+_watchdogs: dict[int, threading.Timer] = {}
+
+
 def spawn(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         taskd_command(*args),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
     )
+    watchdog = threading.Timer(WATCHDOG, proc.kill)  # a kill ends read_until with EOF
+    watchdog.daemon = True
+    watchdog.start()
+    _watchdogs[proc.pid] = watchdog
+    return proc
 
 
 def send(proc: subprocess.Popen[bytes], text: str) -> None:
@@ -311,8 +320,9 @@ def finish(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
     reader = threading.Thread(target=lambda: err.append(proc.stderr.read()))  # type: ignore[union-attr]
     reader.start()
     proc.stdout.read()
-    status = proc.wait(timeout=120)
-    reader.join(60)
+    status = proc.wait(timeout=WATCHDOG * 2)
+    reader.join(WATCHDOG)
+    _watchdogs.pop(proc.pid).cancel()
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None:
             stream.close()
@@ -486,3 +496,22 @@ async def test_a_switch_cancelled_midway_still_closes_the_old_log(tmp_path: Path
         assert parse_text(tmp_path / "b.log") == [("t", "output", "after")]
     finally:
         release.set()
+
+
+def test_logging_goes_on_while_blocking_tasks_fill_the_default_pool(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    path = tmp_path / "x.log"
+    proc = spawn(env, "--log", str(path))
+    send(proc, "".join(f"new blocking 3600 --name b{n}\n" for n in range(32)))
+    send(proc, "new msg hi 3 0 --name m\nwait m\nlog\n")
+    said = read_until(proc.stdout, lambda line: line.startswith("logging to"))
+    # daemon-start, 32 started + 32 outputs, m: started, 3 outputs, done
+    assert said[-1] == f"logging to {path} (text), 70 events written"
+    send(proc, "end\n")
+    status, err = finish(proc)
+    assert status == 0
+    assert "abandoned 32 executor threads" in err
+    rows = parse_text(path)
+    assert rows[-1][:2] == ("taskd", "daemon-end")
+    assert sum(1 for _, ev, _ in rows if ev == "cancelled") == 32
