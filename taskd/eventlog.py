@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -55,10 +56,29 @@ _CLOSING: set[asyncio.Task[None]] = set()
 
 
 def _write_all(fd: int, data: bytes) -> None:
-    """Write all of DATA to FD (a write may be short); run in the log's thread."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    """Write all of DATA to FD; run in the log's thread."""
+    if os.write(fd, data) < len(data):
+        raise LogFailed("a write was cut short (is the disk full?)")
+
+
+# Signals the log's thread never takes: the kernel may deliver a process-wide signal
+# to any thread that does not block it, and one arriving in the middle of a write to
+# a pipe would cut that write short. The loop's thread handles them all.
+_ASYNC_SIGNALS = {
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGCHLD,
+    signal.SIGWINCH,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGALRM,
+}
+
+
+def _block_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
 
 
 class LogFailed(Exception):
@@ -87,14 +107,16 @@ class EventLog:
         self.accepted = 0  # events taken since open
         self.written = 0  # events on disk (handed to the OS)
         self.failure = ""  # why writing stopped, if it did
+        self.waits = 0  # times the loop waited for the disk (back-pressure)
         self._report = report
         self._format = formatter(fmt)
         self._lines: list[str] = []
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._closing = False
-        self._splitting = False  # the writer is between two parts of one short write
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=THREAD_NAME)
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=THREAD_NAME, initializer=_block_signals
+        )
         self._file: AsyncFileIO | None = None
         self._fd = -1
         self._writer: asyncio.Task[None] | None = None
@@ -149,10 +171,9 @@ class EventLog:
 
     def _write_now(self) -> None:
         """Back-pressure: write the queue from the loop thread's side, and wait."""
-        if self._splitting:
-            return  # the writer is mid-batch; it takes the queue next, in order
         batch, self._lines = self._lines, []
         data = "".join(batch).encode("utf-8", ENCODING_ERRORS)
+        self.waits += 1
         try:
             self._executor.submit(self._write_checked, data).result()
         except (OSError, LogFailed) as exc:
@@ -185,13 +206,12 @@ class EventLog:
 
     async def _write(self, batch: list[str]) -> None:
         assert self._file is not None
-        view = memoryview("".join(batch).encode("utf-8", ENCODING_ERRORS))
-        self._splitting = True
-        try:
-            while view:
-                view = view[await self._file.write(view) :]
-        finally:
-            self._splitting = False
+        data = "".join(batch).encode("utf-8", ENCODING_ERRORS)
+        done = await self._file.write(data)
+        if done is None or done < len(data):
+            # The thread blocks signals, so a write is never cut short by one: only a
+            # full disk (or a size limit) does, and the next write would fail anyway.
+            raise LogFailed("a write was cut short (is the disk full?)")
         self._check((await aiofiles.os.stat(self._fd, executor=self._executor)).st_nlink)
         self.written += len(batch)
         self._settle()

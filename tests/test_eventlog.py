@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -515,3 +516,37 @@ def test_logging_goes_on_while_blocking_tasks_fill_the_default_pool(
     rows = parse_text(path)
     assert rows[-1][:2] == ("taskd", "daemon-end")
     assert sum(1 for _, ev, _ in rows if ev == "cancelled") == 32
+
+
+async def test_a_slow_reader_slows_the_loop_instead_of_filling_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(eventlog, "BATCH", 50)
+    monkeypatch.setattr(eventlog, "HIGH_WATER", 100)
+    fifo = tmp_path / "slow-disk"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+
+    def slow_reader() -> None:  # a disk far slower than the tasks: 4 KiB a millisecond
+        with fifo.open("rb") as f:
+            while chunk := f.read(4096):
+                received.append(chunk)
+                time.sleep(0.001)
+
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    try:
+        log, said = await open_log(fifo)
+        most = 0
+        padding = "x" * 200
+        for n in range(5000):  # 1.2 MB, far more than the pipe holds
+            log(event("t", "output", text=f"{n} {padding}"))
+            most = max(most, log.queued)
+            await asyncio.sleep(0)  # the task yields, as tasks do
+        await log.aclose()
+    finally:
+        reader.join(WATCHDOG)
+    assert not said and log.written == 5000
+    assert most < 100 and log.waits > 0
+    lines = b"".join(received).decode().splitlines()
+    assert [int(line.split(" ")[3]) for line in lines] == list(range(5000))
