@@ -9,7 +9,9 @@ write waits up to LINGER (10 ms) for others, or less once BATCH lines are queued
 hop also costs the loop thread itself some 20-30 us (a future, a thread wake-up, the
 self-pipe), so waking per line would slow the very tasks being logged; lingering
 keeps the writes to at most about 100 a second at any rate of events. Closing and
-flush() cut the wait short.
+flush() cut the wait short. The file is opened unbuffered in binary (the lines are
+encoded once per batch): a write is one hop, with no flush hop after it, and what it
+wrote is with the operating system when it returns.
 
 How it stays available. The log has its own single-thread executor, passed to
 aiofiles.open: 32 `blocking` tasks can fill the loop's default pool and logging still
