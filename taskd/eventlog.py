@@ -106,13 +106,15 @@ class EventLog:
     def __init__(self, path: str, fmt: str, report: Report) -> None:
         self.path = path
         self.format = fmt
-        self.accepted = 0  # events taken since open
         self.written = 0  # events on disk (handed to the OS)
         self.failure = ""  # why writing stopped, if it did
         self.waits = 0  # times the loop waited for the disk (back-pressure)
         self._report = report
         self._format = formatter(fmt)
         self._lines: list[str] = []
+        self._taken = 0  # events the writer (or back-pressure) took from the queue
+        self._dropped = 0  # events not even queued, after writing failed
+        self._off = False  # closing or failed: the sink takes nothing more
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._closing = False
@@ -155,11 +157,9 @@ class EventLog:
     # -- the sink ----------------------------------------------------------------
 
     def __call__(self, event: Event) -> None:
-        if self._closing:
+        if self._off:
+            self._dropped += 1  # only after a failure: a closing log is unsubscribed
             return
-        self.accepted += 1
-        if self.failure:
-            return  # counted, to say how many were lost
         lines = self._lines
         lines.append(self._format(event))
         queued = len(lines)
@@ -171,9 +171,14 @@ class EventLog:
             else:
                 self._wake.set()
 
+    def _take(self) -> list[str]:
+        batch, self._lines = self._lines, []
+        self._taken += len(batch)
+        return batch
+
     def _write_now(self) -> None:
         """Back-pressure: write the queue from the loop thread's side, and wait."""
-        batch, self._lines = self._lines, []
+        batch = self._take()
         data = "".join(batch).encode("utf-8", ENCODING_ERRORS)
         self.waits += 1
         try:
@@ -193,8 +198,7 @@ class EventLog:
                 await self._wake.wait()
                 self._wake.clear()
                 if self._lines and not self.failure:
-                    batch, self._lines = self._lines, []
-                    await self._write(batch)
+                    await self._write(self._take())
                 if self._closing:
                     if not self._lines or self.failure:
                         return
@@ -231,6 +235,8 @@ class EventLog:
         if self.failure:
             return
         self.failure = _reason(exc) if isinstance(exc, OSError) else str(exc)
+        self._off = True
+        self._dropped += len(self._lines)
         self._lines = []
         self._settle(everyone=True)
         self._report(f"log {self.path}: writing failed: {self.failure}; logging stopped")
@@ -278,7 +284,7 @@ class EventLog:
 
     async def _close(self) -> None:
         self.start()
-        self._closing = True
+        self._closing = self._off = True
         self._wake.set()
         assert self._writer is not None
         await self._writer
@@ -294,6 +300,11 @@ class EventLog:
     def queued(self) -> int:
         """Lines formatted and waiting for the writer."""
         return len(self._lines)
+
+    @property
+    def accepted(self) -> int:
+        """Events the log was given since it opened."""
+        return self._taken + len(self._lines) + self._dropped
 
     @property
     def lost(self) -> int:
