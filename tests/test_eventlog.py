@@ -550,3 +550,25 @@ async def test_a_slow_reader_slows_the_loop_instead_of_filling_memory(
     assert most < 100 and log.waits > 0
     lines = b"".join(received).decode().splitlines()
     assert [int(line.split(" ")[3]) for line in lines] == list(range(5000))
+
+
+def test_the_config_keys_open_the_log_at_start(env: dict[str, str], tmp_path: Path) -> None:
+    path = tmp_path / "from-config.jsonl"
+    path.write_text('{"earlier": true}\n')
+    config = tmp_path / "c.toml"
+    config.write_text(f'log_file = {json.dumps(str(path))}\nlog_format = "json"\n')
+    proc = spawn(env, "--config", str(config))
+    send(proc, "new msg hi 1 0 --name m\nwait\nlog\nend\n")
+    said = read_until(proc.stdout, lambda line: line.startswith("logging to"))
+    assert said[-1] == f"logging to {path} (json), 4 events written"
+    status, err = finish(proc)
+    assert status == 0, err
+    records = parse_json(path)
+    assert records[0] == {"earlier": True}  # appended, not truncated
+    assert [r["event"] for r in records[1:]] == [
+        "daemon-start",
+        "started",
+        "output",
+        "done",
+        "daemon-end",
+    ]
