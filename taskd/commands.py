@@ -238,6 +238,7 @@ async def _log(daemon: Daemon, args: Args) -> None:
     if not args.words:
         if "--json" in args.flags:
             raise COMMANDS["log"].fail("log: --json needs a FILE")
+        await daemon.flush_log()  # so that the count is exact
         daemon.output.write(daemon.log_status() + "\n")
     elif args.words[0] == "off":
         if "--json" in args.flags:

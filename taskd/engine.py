@@ -21,7 +21,7 @@ from . import events as ev
 from .config import Config
 from .context import CANCEL_GRACE, CURRENT
 from .errors import CommandError, shown
-from .eventlog import EventLog
+from .eventlog import EventLog, wait_closed
 from .kinds import Kind, KindFunc, load_kinds
 from .output import MemoryOutput, Output
 from .registry import Registry, State, TaskRecord
@@ -218,24 +218,49 @@ class Engine:
     # -- the event log -----------------------------------------------------------
 
     async def start_log(self, path: str, fmt: str) -> None:
-        """Log to PATH; if it cannot be opened, the current log stays in use."""
+        """Log to PATH; if it cannot be opened, the current log stays in use.
+
+        The new log takes over in one step (no event falls between the two), then the
+        old one is flushed and closed, and only then does the new one start writing:
+        switching to the same file keeps every event in order.
+        """
         new = EventLog(path, fmt, self.report)
-        await new.open()
-        await self.stop_log()
-        self.log = new
+        await new.open(start=False)
+        old, self.log = self.log, new
+        if old is not None:
+            self.bus.unsubscribe(old)
         self.bus.subscribe(new)
+        try:
+            if old is not None:
+                await old.aclose()
+        finally:
+            new.start()
 
     async def stop_log(self) -> str:
+        """Flush and close the log; say how many events it wrote."""
         old, self.log = self.log, None
+        if old is not None:
+            self.bus.unsubscribe(old)
+            await old.aclose()
+        await wait_closed()  # and any log a cancelled switch left closing
         if old is None:
             return "not logging"
-        self.bus.unsubscribe(old)
-        await old.aclose()
-        return f"stopped logging to {old.path} ({old.written} events written)"
+        return f"stopped logging to {old.path} ({_written(old)})"
+
+    async def flush_log(self) -> None:
+        """Wait until every event so far is in the log file."""
+        if self.log is not None:
+            await self.log.flush()
 
     def log_status(self) -> str:
         if self.log is None:
             return "not logging"
         log = self.log
-        state = f"; writing failed: {log.failure}" if log.failure else ""
-        return f"logging to {log.path} ({log.format}), {log.written} events written{state}"
+        return f"logging to {log.path} ({log.format}), {_written(log)}"
+
+
+def _written(log: EventLog) -> str:
+    text = f"{log.written} event{'' if log.written == 1 else 's'} written"
+    if log.failure:
+        text += f"; writing failed ({log.failure}), {log.lost} events lost"
+    return text
