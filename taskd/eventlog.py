@@ -41,7 +41,7 @@ import aiofiles
 import aiofiles.os
 from aiofiles.threadpool.binary import AsyncFileIO
 
-from .errors import CommandError
+from .errors import CommandError, shown
 from .events import Event
 from .logformat import formatter
 
@@ -140,7 +140,7 @@ class EventLog:
             self._fd = self._file.fileno()
         except OSError as exc:
             self._executor.shutdown(wait=False)
-            raise CommandError(f"cannot log to {self.path}: {_reason(exc)}") from None
+            raise CommandError(f"cannot log to {shown(self.path, 200)}: {_reason(exc)}") from None
         except BaseException:
             self._executor.shutdown(wait=False)
             raise

@@ -428,7 +428,7 @@ def test_log_commands_in_a_real_session(env: dict[str, str], tmp_path: Path) -> 
     send(proc, f"log {tmp_path}\nlog off\nlog\nend\n")
     status, err = finish(proc)
     assert status == 1  # the failed switch is a failed command
-    assert err.splitlines() == [f"<stdin>:4: error: cannot log to {tmp_path}: it is a directory"]
+    assert err.splitlines() == [f"<stdin>:4: error: cannot log to '{tmp_path}': it is a directory"]
     lines = path.read_text().splitlines()
     assert lines[0] == "from before" and len(lines) == 7
     assert [TEXT_LINE.match(line)[3] for line in lines[1:]] == [  # type: ignore[index]
