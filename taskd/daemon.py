@@ -291,7 +291,8 @@ class Daemon(Engine):
         if self.config.loop == "uvloop":
             import uvloop  # an optional extra; cli checks that it imports
 
-            return uvloop.new_event_loop()
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
         return asyncio.new_event_loop()
 
     def _release_executor(self, executor: ThreadPoolExecutor, deadline: float) -> None:
