@@ -25,7 +25,7 @@ from . import events as ev
 from . import formatting
 from .capture import TaskStream
 from .config import Config
-from .context import CURRENT
+from .context import CANCEL_GRACE, CURRENT
 from .engine import Engine, one_line
 from .errors import CommandError
 from .events import Event
@@ -100,6 +100,7 @@ class Daemon(Engine):
         return self.exit_status
 
     async def serve(self, frontend: Frontend) -> None:
+        CANCEL_GRACE.set(self.config.cancel_grace)  # inherited by every task from here on
         self._end_requested = asyncio.Event()
         self._hurry = asyncio.Event()
         self.output = await frontend.open(self)

@@ -13,7 +13,6 @@ import reprlib
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 
 from . import commands, formatting
@@ -83,6 +82,7 @@ class Engine:
         self.ending = False
         self.width: Callable[[], int | None] = lambda: None
         self._stream_flush: Callable[[TaskRecord], None] = lambda record: None
+        self._settled: set[asyncio.Task[object]] = set()  # accounted for by settle()
         self.step_timer: StepTimer | None = None  # stall.StallWatch times tasks' steps
 
     async def execute(self, line: str) -> None:
@@ -124,13 +124,16 @@ class Engine:
         record = TaskRecord(name, kind.name, tuple(words))
         context = contextvars.copy_context()
         context.run(CURRENT.set, record)
-        context.run(CANCEL_GRACE.set, self.config.cancel_grace)
+        if CANCEL_GRACE.get() != self.config.cancel_grace:
+            # Normally set once, in the context every command runs in (Daemon.serve):
+            # a context change per task costs memory at 100,000 tasks.
+            context.run(CANCEL_GRACE.set, self.config.cancel_grace)
         task = asyncio.get_running_loop().create_task(
             _guarded(kind.func, values, self.step_timer), name=name, context=context
         )
         record.task = task
         self.registry.add(record)
-        task.add_done_callback(partial(self._on_done, record))
+        task.add_done_callback(self._on_task_done)
         self.bus.emit(name, ev.STARTED, {"kind": kind.name, "args": list(words)})
         return record
 
@@ -144,7 +147,21 @@ class Engine:
         not run yet (it runs a loop turn later): a command must not see them running."""
         for record in records:
             if record.task is not None and record.task.done():
+                self._settled.add(record.task)  # its done callback is still to come
                 self._on_done(record, record.task)
+
+    def _on_task_done(self, task: asyncio.Task[object]) -> None:
+        # The task's name finds its record: no per-task closure, which at 100,000
+        # live tasks is memory worth saving.
+        if self._settled and task in self._settled:
+            self._settled.discard(task)
+            return
+        record = self.registry.live.get(task.get_name())
+        if record is None or record.task is not task:
+            # The task renamed itself (Task.set_name): find it the slow way, once.
+            record = next((r for r in self.registry.live.values() if r.task is task), None)
+        if record is not None:
+            self._on_done(record, task)
 
     def _on_done(self, record: TaskRecord, task: asyncio.Task[object]) -> None:
         # A done callback, not a finally in the task: a task cancelled before it

@@ -186,3 +186,32 @@ def test_fifty_thousand_new_lines_from_file_to_file(tmp_path: Path, env: dict[st
     lines = out.read_text().splitlines()
     assert len(lines) == n
     assert lines[0] == "started w0" and lines[-1] == f"started w{n - 1}"
+
+
+async def test_a_task_that_renames_itself_is_still_accounted_for() -> None:
+    """The done callback finds a record by its task's name; a renamed task must not
+    stay `running` for ever."""
+    import asyncio as _asyncio
+
+    from taskd.config import Config
+    from taskd.engine import Engine
+    from taskd.kinds import Kind
+    from taskd.output import MemoryOutput
+
+    async def rename() -> None:
+        task = _asyncio.current_task()
+        assert task is not None
+        task.set_name("someone-else")
+
+    kinds = {"rename": Kind("rename", rename, "renames its task", ())}
+    engine = Engine(Config(), kinds)
+    engine.output = MemoryOutput()
+    await engine.execute("new rename --name r")
+    task = engine.registry.live["r"].task
+    assert task is not None
+    # asyncio.wait returns through a done callback added after the engine's own, so
+    # the engine's has run by then (no settle() here, which would hide a miss).
+    await _asyncio.wait({task})
+    record = engine.registry.get("r")
+    assert record is not None and record.state == "done"
+    assert "r" not in engine.registry.live
