@@ -168,8 +168,8 @@ async def _show(daemon: Daemon, args: Args) -> None:
     daemon.settle(list(daemon.registry.live.values()))
     if args.words:
         records = daemon.registry.select(args.words, include_finished=include)
-        if not include:
-            records = [r for r in records if not r.finished]
+        if not include:  # a task asked for by name is shown however it ended
+            records = [r for r in records if not r.finished or r.name in args.words]
     else:
         records = list(daemon.registry.records(include))
     if "--json" in args.flags:

@@ -349,3 +349,16 @@ def test_name_of_a_task_that_just_ended_is_free(run_taskd: RunTaskd) -> None:
 def test_show_of_a_task_that_just_ended_says_so(run_taskd: RunTaskd) -> None:
     result = run_taskd("new timer 0 --name t\nsleep 0\nsleep 0\nshow --all --json\n")
     assert [(t["name"], t["state"]) for t in json_lines(result.lines)[-1]] == [("t", "done")]
+
+
+def test_show_by_name_includes_a_task_that_has_ended(run_taskd: RunTaskd) -> None:
+    """A name asks for that task, however it ended; a pattern without --all matches
+    live tasks only (and matching none is an error, as ever)."""
+    result = run_taskd(
+        "new timer 0 --name gone\nnew idle --name here\nwait gone\n"
+        "show --json gone\nshow --json 'g*'\nshow --json --all 'g*'\n"
+    )
+    assert result.errors == ["<stdin>:5: error: no task matches 'g*'"]
+    by_name, by_pattern = (json.loads(line) for line in result.lines if line.startswith("["))
+    assert [(r["name"], r["state"]) for r in by_name] == [("gone", "done")]
+    assert [(r["name"], r["state"]) for r in by_pattern] == [("gone", "done")]
