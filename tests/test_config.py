@@ -103,46 +103,7 @@ def test_missing_file_is_an_error(tmp_path: Path) -> None:
         load_config(str(tmp_path / "missing.toml"))
 
 
-# -- through the program ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("cancel_grace = = 1\n", "not valid TOML"),
-        ("history = 'lots'\n", "history: expected int, got str"),
-        ("loop = 'trio'\n", "loop: expected one of asyncio, uvloop"),
-        ("[kinds]\ntick = 'mod:fn'\n", "kinds.tick: a built-in kind has this name"),
-        ("[kinds]\nmine = 'no_such_module_x:fn'\n", "kinds.mine: cannot import"),
-    ],
-)
-def test_program_exits_2_on_a_bad_file(
-    run_taskd: RunTaskd, tmp_path: Path, text: str, message: str
-) -> None:
-    path = tmp_path / "bad.toml"
-    path.write_text(text)
-    result = run_taskd("new --name never\n", "--config", str(path))
-    assert result.status == 2
-    assert len(result.errors) == 1 and result.errors[0].startswith(f"taskd: error: {path}: ")
-    assert message in result.errors[0]
-    assert result.out == ""  # nothing ran
-
-
-def test_program_exits_2_on_a_missing_config(run_taskd: RunTaskd, tmp_path: Path) -> None:
-    result = run_taskd("new\n", "--config", str(tmp_path / "nope.toml"))
-    assert result.status == 2
-    assert result.errors == [
-        f"taskd: error: {tmp_path / 'nope.toml'}: cannot read it: No such file or directory"
-    ]
-
-
-def test_program_warns_of_unknown_keys(run_taskd: RunTaskd, tmp_path: Path) -> None:
-    path = tmp_path / "odd.toml"
-    path.write_text("colour = 'never'\n")
-    result = run_taskd("new timer 0 --name t\n", "--config", str(path))
-    assert result.status == 0
-    assert result.errors == [f"taskd: warning: {path}: unknown key 'colour' ignored"]
-    assert "started t" in result.lines
+# -- through the program (bad files, missing files, unknown keys: test_reliability_config.py)
 
 
 def test_program_reads_xdg_file(run_taskd: RunTaskd, env: dict[str, str]) -> None:
