@@ -141,15 +141,7 @@ class Daemon(Engine):
             reading.cancel()  # a signal: stop reading, even in the middle of a command
         await asyncio.wait({reading})
         if not reading.cancelled() and (exc := reading.exception()) is not None:
-            self.report(f"internal error in the front-end: {type(exc).__name__}: {exc}")
-            self.bus.emit(
-                ev.DAEMON,
-                ev.DAEMON_ERROR,
-                {
-                    "error": one_line(repr(exc)),
-                    "traceback": "".join(traceback.format_exception(exc)),
-                },
-            )
+            self._daemon_error(f"internal error in the front-end: {type(exc).__name__}: {exc}", exc)
             self.exit_status = max(self.exit_status, 1)
 
     async def shutdown(self) -> None:
@@ -280,6 +272,10 @@ class Daemon(Engine):
             except (OSError, ValueError, AttributeError):
                 pass
             return
+        self._daemon_error(line, exc)
+
+    def _daemon_error(self, line: str, exc: object) -> None:
+        """An error of taskd's own: one line on stderr, the traceback in the log."""
         self.report(f"error: {line}")
         fields: dict[str, Any] = {"error": one_line(line)}
         if isinstance(exc, BaseException):
