@@ -50,13 +50,21 @@ def _signal_group(pgid: int, sig: int) -> bool:
 
 
 async def _pump(stream: asyncio.StreamReader) -> None:
-    """Print each line the child writes; lines of any length, bytes of any kind."""
-    partial = b""
+    """Print each line the child writes; lines of any length, bytes of any kind.
+
+    Only the new chunk is split: a long line without a newline is gathered in a
+    bytearray, not copied again with every chunk (that was quadratic)."""
+    partial = bytearray()
     while chunk := await stream.read(CHUNK):
-        lines = (partial + chunk).split(b"\n")
-        partial = lines.pop()
+        if b"\n" not in chunk:
+            partial += chunk
+            continue
+        first, *lines, last = chunk.split(b"\n")
+        partial += first
+        print(partial.decode("utf-8", "replace"))
         for line in lines:
             print(line.decode("utf-8", "replace"))
+        partial = bytearray(last)
     if partial:
         print(partial.decode("utf-8", "replace"))
 
