@@ -61,7 +61,6 @@ class Daemon(Engine):
     def __init__(self, config: Config, kinds: dict[str, Kind] | None = None) -> None:
         super().__init__(config, kinds)
         self.exit_status = 0
-        self.signalled: int | None = None
         self.abandoned_tasks: list[TaskRecord] = []
         self.abandoned_threads: list[str] = []
         self._end_requested: asyncio.Event | None = None
@@ -196,7 +195,6 @@ class Daemon(Engine):
     def request_end(self, signum: int | None = None) -> None:
         """Stop reading and shut down; a second signal skips the grace period."""
         if signum is not None:
-            self.signalled = signum
             self.exit_status = 128 + signum
         if self.ending and signum is not None and self._hurry is not None:
             self._hurry.set()

@@ -6,7 +6,6 @@ Errors go to stderr as SOURCE:LINE: error: MESSAGE and reading goes on (with
 
 from __future__ import annotations
 
-import asyncio
 import errno
 from collections.abc import AsyncIterator
 
@@ -35,7 +34,6 @@ class ScriptFrontend:
         self.strict = strict
         self.failures = 0
         self._streams = StdStreams()
-        self._running: asyncio.Task[None] | None = None
         self._output: StreamOutput | FdOutput | None = None
 
     async def open(self, daemon: Daemon) -> Output:
