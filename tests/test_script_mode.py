@@ -105,3 +105,16 @@ def test_script_frontend_in_process(tmp_path: Path, capfd: pytest.CaptureFixture
         f"{script}:3: error: line too long ({MAX_LINE + 1} bytes; the limit is {MAX_LINE})",
     ]
     assert [t["name"] for t in json.loads(out.splitlines()[-1])] == ["a"]
+
+
+@pytest.mark.parametrize("via", ["file", "stdin-file"])
+def test_a_full_default_pool_does_not_hold_up_reading_a_file(
+    run_taskd: RunTaskd, via: str
+) -> None:
+    """33 `blocking` tasks fill the loop's default pool (32 threads) for an hour. The
+    script file is read on a thread of its own, so its end is found and taskd ends
+    now; read on the default pool it would wait for one of those hours (the timeout
+    is only a safety net)."""
+    result = run_taskd("new blocking 3600\n" * 33, via=via, timeout=60)
+    assert result.status == 0, result.err
+    assert result.errors[-1].startswith("taskd: abandoned 32 executor threads still running")
