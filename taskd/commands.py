@@ -1,8 +1,11 @@
 """The command language: one table of commands, their usage, help and handlers.
 
-`help` is generated from the table, and so is tab completion in the shell. Parsing
-is strict: a line is split shell-style, options are checked against the command's
-own, and any mistake raises CommandError before anything is changed.
+Each command says what its arguments are (a task name, a kind, a file, a number, a
+choice...): its usage line, `help` and the shell's tab completion are all generated
+from that. Parsing is strict: a line is split shell-style, options are checked
+against the command's own, and any mistake raises CommandError before anything is
+changed. A handler gets a Context: the engine, the daemon's controls, and the reply
+channel of whoever asked; it writes its result there and nowhere else.
 """
 
 from __future__ import annotations
@@ -15,14 +18,52 @@ import shlex
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from . import formatting
 from .errors import CommandError, shown
+from .fragments import Fragments
 from .kinds._spec import seconds
+from .reply import Reply
 
 if TYPE_CHECKING:
-    from .engine import Engine as Daemon
+    from .engine import Engine
+
+
+class Control(Protocol):
+    """What commands may ask of the daemon itself."""
+
+    ending: bool
+
+    def request_end(self, signum: int | None = None) -> None: ...
+
+
+@dataclass
+class Context:
+    """What a command runs with: the engine, the daemon, and the asker's reply."""
+
+    engine: Engine
+    control: Control
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class Param:
+    """One positional argument of a command: what it is, for usage and completion.
+
+    KIND is one of: task (a live task's name), pattern (names and globs), kind (a task
+    kind), command, file, number, seconds, choice (one of CHOICES), text.
+    """
+
+    label: str
+    kind: str = "text"
+    optional: bool = False
+    repeat: bool = False
+    choices: tuple[str, ...] = ()
+
+    def usage(self) -> str:
+        text = self.label + ("..." if self.repeat else "")
+        return f"[{text}]" if self.optional else text
 
 
 @dataclass
@@ -34,20 +75,46 @@ class Args:
     values: dict[str, str] = field(default_factory=dict)
 
 
-Handler = Callable[["Daemon", Args], Awaitable[None]]
+Handler = Callable[[Context, Args], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class Command:
     name: str
-    usage: str
     summary: str
     handler: Handler
+    params: tuple[Param, ...] = ()
     flags: tuple[str, ...] = ()
-    options: tuple[str, ...] = ()  # options that take a value
-    min_words: int = 0
-    max_words: int | None = None
+    options: dict[str, Param] = field(default_factory=dict)  # options that take a value
     details: str = ""
+    usage_text: str = ""  # only where the generated usage would read worse
+
+    @property
+    def usage(self) -> str:
+        if self.usage_text:
+            return self.usage_text
+        parts = [self.name, *(p.usage() for p in self.params)]
+        parts += [f"[{flag}]" for flag in self.flags]
+        parts += [f"[{option} {value.label}]" for option, value in self.options.items()]
+        return " ".join(parts)
+
+    @property
+    def min_words(self) -> int:
+        return sum(1 for p in self.params if not p.optional)
+
+    @property
+    def max_words(self) -> int | None:
+        if any(p.repeat for p in self.params):
+            return None
+        return len(self.params)
+
+    def param_at(self, index: int) -> Param | None:
+        """The parameter a positional word at INDEX fills."""
+        if index < len(self.params):
+            return self.params[index]
+        if self.params and self.params[-1].repeat:
+            return self.params[-1]
+        return None
 
     def fail(self, message: str) -> CommandError:
         return CommandError(f"{message} (usage: {self.usage})")
@@ -85,9 +152,9 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, usage: str, summary: str, **spec: object) -> Callable[[Handler], Handler]:
+def command(name: str, summary: str, **spec: object) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
-        COMMANDS[name] = Command(name, usage, summary, handler, **spec)  # type: ignore[arg-type]
+        COMMANDS[name] = Command(name, summary, handler, **spec)  # type: ignore[arg-type]
         return handler
 
     return register
@@ -126,8 +193,8 @@ def lookup(name: str) -> Command:
     raise CommandError(f"unknown command {shown(name)}{hint}")
 
 
-async def execute(daemon: Daemon, line: str) -> None:
-    """Run one command line against DAEMON; blank and comment lines do nothing."""
+async def execute(ctx: Context, line: str) -> None:
+    """Run one command line; blank and comment lines do nothing."""
     stripped = line.strip()
     if not stripped or stripped.startswith("#"):
         return
@@ -135,7 +202,7 @@ async def execute(daemon: Daemon, line: str) -> None:
     if not tokens:
         return
     cmd = lookup(tokens[0])
-    await cmd.handler(daemon, cmd.parse(tokens[1:]))
+    await cmd.handler(ctx, cmd.parse(tokens[1:]))
 
 
 def _timeout(args: Args, name: str) -> float | None:
@@ -143,130 +210,148 @@ def _timeout(args: Args, name: str) -> float | None:
     return None if text is None else seconds(name, text)
 
 
+def _names_line(verb: str, name: str) -> Fragments:
+    return [("", verb + " "), ("task", name)]
+
+
 @command(
     "new",
-    "new [KIND] [ARG...] [--name NAME]",
     "spawn a task of KIND (default idle)",
-    options=("--name",),
+    params=(Param("KIND", "kind", optional=True), Param("ARG", "text", optional=True, repeat=True)),
+    options={"--name": Param("NAME")},
     details="`kinds` lists the kinds and their arguments. Without --name the task is "
     "called KIND-N.",
 )
-async def _new(daemon: Daemon, args: Args) -> None:
+async def _new(ctx: Context, args: Args) -> None:
     kind, *words = args.words or ["idle"]
-    record = daemon.spawn(kind, words, args.values.get("--name"))
-    daemon.output.write(f"started {record.name}\n")
+    record = ctx.engine.spawn(kind, words, args.values.get("--name"))
+    ctx.reply.out(_names_line("started", record.name))
 
 
 @command(
     "show",
-    "show [--all] [--json] [PATTERN...]",
     "list live tasks (--all: finished ones too), as a table or one line of JSON",
+    params=(Param("PATTERN", "pattern", optional=True, repeat=True),),
     flags=("--all", "--json"),
+    usage_text="show [--all] [--json] [PATTERN...]",
 )
-async def _show(daemon: Daemon, args: Args) -> None:
+async def _show(ctx: Context, args: Args) -> None:
+    engine = ctx.engine
     include = "--all" in args.flags
-    daemon.settle(list(daemon.registry.live.values()))
+    engine.settle(list(engine.registry.live.values()))
     if args.words:
-        records = daemon.registry.select(args.words, include_finished=include)
+        records = engine.registry.select(args.words, include_finished=include)
         if not include:  # a task asked for by name is shown however it ended
             records = [r for r in records if not r.finished or r.name in args.words]
     else:
-        records = list(daemon.registry.records(include))
+        records = list(engine.registry.records(include))
     if "--json" in args.flags:
         now = time.monotonic()
         items = [formatting.record_dict(r, now) for r in records]
-        daemon.output.write(json.dumps(items, ensure_ascii=False) + "\n")
+        ctx.reply.out(json.dumps(items, ensure_ascii=False))
     elif not records:
-        daemon.output.write("no tasks\n" if not include else "no tasks, live or finished\n")
+        ctx.reply.out("no tasks" if not include else "no tasks, live or finished")
     else:
-        lines = formatting.table(records, daemon.output_width())
-        daemon.output.write("\n".join(lines) + "\n")
+        ctx.reply.lines(formatting.table(records, ctx.reply.width))  # type: ignore[arg-type]
 
 
 @command(
     "cancel",
-    "cancel NAME|PATTERN...",
     "cancel tasks and wait up to the grace period for each to stop",
-    min_words=1,
+    params=(Param("NAME|PATTERN", "pattern", repeat=True),),
 )
-async def _cancel(daemon: Daemon, args: Args) -> None:
-    records = daemon.registry.select(args.words, include_finished=True)
+async def _cancel(ctx: Context, args: Args) -> None:
+    records = ctx.engine.registry.select(args.words, include_finished=True)
     for record in records:
         if record.finished and record.name in args.words:
             raise CommandError(f"task {shown(record.name)} has already ended ({record.state})")
     live = [r for r in records if not r.finished]
     if not live:
         raise CommandError("no live task matches " + " ".join(shown(w) for w in args.words))
-    refused = await daemon.cancel(live)
+    refused = []
+    for ending in await ctx.engine.cancel(live):
+        record = ending.record
+        if ending.outcome == "cancelled":
+            ctx.reply.out(_names_line("cancelled", record.name))
+        elif ending.outcome == "ended":
+            ctx.reply.out(
+                [("task", record.name), ("", f" ended first: {formatting.ending(record)}")]
+            )
+        else:
+            refused.append(record)
     if refused:
         names = ", ".join(r.name for r in refused)
         raise CommandError(
-            f"{names} did not stop within {daemon.config.cancel_grace:g}s (still cancelling)"
+            f"{names} did not stop within {ctx.engine.config.cancel_grace:g}s (still cancelling)"
         )
 
 
 @command(
     "wait",
-    "wait [NAME|PATTERN...] [--timeout S]",
     "wait until tasks (default: all live ones) end; an error if one failed",
-    options=("--timeout",),
+    params=(Param("NAME|PATTERN", "pattern", optional=True, repeat=True),),
+    options={"--timeout": Param("S", "seconds")},
 )
-async def _wait(daemon: Daemon, args: Args) -> None:
+async def _wait(ctx: Context, args: Args) -> None:
     timeout = _timeout(args, "--timeout")
+    registry = ctx.engine.registry
     if args.words:
-        records = daemon.registry.select(args.words, include_finished=True)
+        records = registry.select(args.words, include_finished=True)
     else:
-        records = list(daemon.registry.live.values())
-    await daemon.wait_for(records, timeout)
+        records = list(registry.live.values())
+    await ctx.engine.wait_for(records, timeout)
 
 
 @command(
-    "sleep", "sleep SECONDS", "pause reading commands while tasks run", min_words=1, max_words=1
+    "sleep",
+    "pause reading commands while tasks run",
+    params=(Param("SECONDS", "seconds"),),
 )
-async def _sleep(daemon: Daemon, args: Args) -> None:
+async def _sleep(ctx: Context, args: Args) -> None:
     await asyncio.sleep(seconds("SECONDS", args.words[0]))
 
 
 @command(
     "log",
-    "log [FILE [--json] | off]",
     "append task events to FILE (--json: JSON lines); 'off' stops; bare: where it logs",
+    params=(Param("FILE", "file", optional=True, choices=("off",)),),
     flags=("--json",),
-    max_words=1,
+    usage_text="log [FILE [--json] | off]",
 )
-async def _log(daemon: Daemon, args: Args) -> None:
+async def _log(ctx: Context, args: Args) -> None:
+    engine = ctx.engine
     if not args.words:
         if "--json" in args.flags:
             raise COMMANDS["log"].fail("log: --json needs a FILE")
-        await daemon.flush_log()  # so that the count is exact
-        daemon.output.write(daemon.log_status() + "\n")
+        await engine.flush_log()  # so that the count is exact
+        ctx.reply.out(engine.log_status())
     elif args.words[0] == "off":
         if "--json" in args.flags:
             raise COMMANDS["log"].fail("log: --json goes with a FILE")
-        daemon.output.write(await daemon.stop_log() + "\n")
+        ctx.reply.out(await engine.stop_log())
     else:
-        fmt = "json" if "--json" in args.flags else daemon.config.log_format
-        await daemon.start_log(args.words[0], fmt)
-        daemon.output.write(f"logging to {args.words[0]} ({fmt})\n")
+        fmt = "json" if "--json" in args.flags else engine.config.log_format
+        await engine.start_log(args.words[0], fmt)
+        ctx.reply.out(f"logging to {args.words[0]} ({fmt})")
 
 
-@command("kinds", "kinds", "list the task kinds and their arguments", max_words=0)
-async def _kinds(daemon: Daemon, args: Args) -> None:
-    lines = []
-    width = max(len(k.usage) for k in daemon.kinds.values())
-    for kind in daemon.kinds.values():
-        lines.append(f"{kind.usage.ljust(width)}  {kind.summary}")
-    daemon.output.write("\n".join(lines) + "\n")
+@command("kinds", "list the task kinds and their arguments")
+async def _kinds(ctx: Context, args: Args) -> None:
+    kinds = ctx.engine.kinds.values()
+    width = max(len(k.usage) for k in kinds)
+    ctx.reply.lines([f"{kind.usage.ljust(width)}  {kind.summary}" for kind in kinds])
 
 
-@command("help", "help [COMMAND]", "list the commands, or explain one", max_words=1)
-async def _help(daemon: Daemon, args: Args) -> None:
-    daemon.output.write(help_text(args.words[0] if args.words else None) + "\n")
+@command(
+    "help", "list the commands, or explain one", params=(Param("COMMAND", "command", True),)
+)
+async def _help(ctx: Context, args: Args) -> None:
+    ctx.reply.lines(help_text(args.words[0] if args.words else None).split("\n"))  # type: ignore[arg-type]
 
 
-@command("end", "end", "cancel every task, wait for them, and leave", max_words=0)
-async def _end(daemon: Daemon, args: Args) -> None:
-    daemon.request_end()
+@command("end", "cancel every task, wait for them, and leave")
+async def _end(ctx: Context, args: Args) -> None:
+    ctx.control.request_end()
 
 
 def help_text(name: str | None = None) -> str:

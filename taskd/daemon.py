@@ -1,11 +1,17 @@
 """The daemon's lifecycle: one loop, kept alive with run_forever().
 
 The story of `run`: make a new event loop and a first task, `serve`, on it; run the
-loop forever. `serve` starts up (output, stdout capture, signals, the log), lets the
-front-end read and execute commands until `end`, end of input or a signal, then
-shuts down: cancel every task, wait up to the grace period, name the ones that
-refused, flush and close the log, and stop the loop. After the loop stops, `run`
-finalizes async generators, gives executor threads a bounded moment, and closes.
+loop forever. `serve` starts up (each front-end's output, stdout capture, signals,
+the log), lets the front-ends read and execute commands until `end`, a signal, or
+no front-end is left, then shuts down: cancel every task, wait up to the grace
+period, name the ones that refused, flush and close the log, and stop the loop.
+After the loop stops, `run` finalizes async generators, gives executor threads a
+bounded moment, and closes.
+
+The daemon *holds* an Engine (the tasks) and its front-ends (peers: a script
+reader, the terminal shell, a socket server can run at once). Each front-end has
+its own Output; task events are presented to every one, a command's reply goes
+only to the one that asked, and SIGINT goes to the front-end that owns the terminal.
 """
 
 from __future__ import annotations
@@ -21,18 +27,20 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
+from . import commands, formatting
 from . import events as ev
-from . import formatting
 from .capture import TaskStream
 from .config import Config
 from .context import CANCEL_GRACE, CURRENT
 from .engine import Engine, one_line
 from .errors import CommandError
-from .events import Event
+from .events import Event, Sink
+from .instruments import Instrument
 from .kinds import Kind
 from .kinds.processes import kill_groups
-from .output import Output
-from .registry import TaskRecord
+from .output import MemoryOutput, Output
+from .registry import Registry, TaskRecord
+from .reply import Reply
 from .stall import StallWatch
 
 WORKER_PREFIX = "taskd-worker"
@@ -40,9 +48,14 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Frontend(Protocol):
-    """Where commands come from. The engine never imports one; it is handed one."""
+    """Where commands come from. The engine never imports one; the daemon runs them.
 
-    async def open(self, daemon: Daemon) -> Output:
+    `open` returns the front-end's Output, to which the daemon presents task events
+    and messages, or None for a front-end that presents them itself (a socket server,
+    per connection). A front-end that owns the terminal (attribute `owns_terminal`,
+    True when absent) is the one SIGINT is for."""
+
+    async def open(self, daemon: Daemon) -> Output | None:
         """Set up the streams on the running loop; return where output goes."""
 
     async def run(self, daemon: Daemon) -> None:
@@ -55,36 +68,96 @@ class Frontend(Protocol):
         """Release the front-end's streams, after everything was written."""
 
 
-class Daemon(Engine):
+class _FlushOnExit(Instrument):
+    """The capture's last unfinished line of a task comes out before its end."""
+
+    def __init__(self, stream: TaskStream) -> None:
+        self._stream = stream
+
+    def task_exited(self, record: TaskRecord) -> None:
+        self._stream.flush_record(record)
+
+
+class _Reaper(Instrument):
+    """A shell task that would not stop: its processes must not outlive taskd."""
+
+    def task_abandoned(self, record: TaskRecord) -> None:
+        kill_groups()
+
+
+class Daemon:
     """An Engine hosted on its own event loop, from start to a bounded end."""
 
-    def __init__(self, config: Config, kinds: dict[str, Kind] | None = None) -> None:
-        super().__init__(config, kinds)
+    def __init__(
+        self, config: Config, kinds: dict[str, Kind] | None = None, output: Output | None = None
+    ) -> None:
+        """OUTPUT receives replies and messages while no front-end runs (embedding,
+        tests); by default they are kept in memory."""
+        self.config = config
+        self.engine = Engine(config, kinds, report=self._notice)
         self.exit_status = 0
+        self.ending = False
         self.abandoned_tasks: list[TaskRecord] = []
         self.abandoned_threads: list[str] = []
+        self.frontends: list[Frontend] = []
+        self._outputs: list[Output] = []
+        self._presenters: list[Sink] = []
         self._end_requested: asyncio.Event | None = None
         self._hurry: asyncio.Event | None = None
         self._saved_std: tuple[Any, Any] | None = None
         self._gc_was_enabled = False
+        self._default: Output = output or MemoryOutput()
         # Tasks that tasks created themselves (asyncio.create_task inside a kind):
         # not in the registry, yet `end` must cancel them too.
         self._strays: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
+    # -- what front-ends and commands use ------------------------------------------
+
+    @property
+    def registry(self) -> Registry:
+        return self.engine.registry
+
+    @property
+    def bus(self) -> ev.EventBus:
+        return self.engine.bus
+
+    async def execute(self, line: str, reply: Reply | None = None) -> None:
+        """Run one command line for whoever REPLY belongs to; CommandError says what
+        was wrong (and nothing changed)."""
+        ctx = commands.Context(self.engine, self, reply or self.primary_reply())
+        await commands.execute(ctx, line)
+
+    def primary_reply(self) -> Reply:
+        """The reply channel of the first front-end (standard output)."""
+        return Reply(self._outputs[0] if self._outputs else self._default)
+
+    def report(self, message: str) -> None:
+        """A one-line message for stderr that no command line caused."""
+        self.engine.report(message)
+
+    def _notice(self, line: str) -> None:
+        outputs = self._outputs or [self._default]
+        for output in outputs:
+            output.error(line + "\n")
+
     # -- the story ---------------------------------------------------------------
 
-    def run(self, frontend: Frontend) -> int:
-        """Run the daemon until it ends; return the exit status."""
+    def run(self, frontend: Frontend, *more: Frontend) -> int:
+        """Run the daemon with its front-ends until it ends; return the exit status."""
         loop = self._new_loop()
         asyncio.set_event_loop(loop)
         loop.set_exception_handler(self._on_loop_error)
         loop.set_task_factory(self._task_factory)
         executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix=WORKER_PREFIX)
         loop.set_default_executor(executor)
-        serving = loop.create_task(self.serve(frontend), name="taskd:serve")
+        serving = loop.create_task(self.serve(frontend, *more), name="taskd:serve")
         serving.add_done_callback(lambda _: loop.stop())
         try:
             loop.run_forever()
+            while not serving.done():
+                # A task called loop.stop(): the daemon is not done, so it goes on.
+                self.report("error: a task stopped the event loop (loop.stop()); ignored")
+                loop.run_forever()
         finally:
             started_closing = time.monotonic()
             loop.run_until_complete(loop.shutdown_asyncgens())
@@ -98,48 +171,87 @@ class Daemon(Engine):
             self.exit_status = max(self.exit_status, 1)
         return self.exit_status
 
-    async def serve(self, frontend: Frontend) -> None:
+    async def serve(self, *frontends: Frontend) -> None:
         CANCEL_GRACE.set(self.config.cancel_grace)  # inherited by every task from here on
         self._end_requested = asyncio.Event()
         self._hurry = asyncio.Event()
-        self.output = await frontend.open(self)
-        self.bus.subscribe(self._present)
+        self.frontends = list(frontends)
+        for frontend in frontends:
+            output = await frontend.open(self)
+            if output is not None:
+                self._outputs.append(output)
+                self._present_to(output)
         self._capture_std()
-        self._install_signals(frontend)
-        watch = StallWatch(self, self.config.stall_threshold)
+        self._install_signals()
+        watch = StallWatch(self.engine, self.config.stall_threshold)
         watch.start()
+        self.engine.instruments.add(_Reaper())
         try:
             if await self.startup():
-                await self._main(frontend)
+                await self._main()
         finally:
             watch.stop()
             await self.shutdown()
             self._remove_signals()
-            await frontend.aclose()
+            for frontend in frontends:
+                await frontend.aclose()
+
+    def _present_to(self, output: Output) -> None:
+        """Show task events on OUTPUT: styled when it can show styles, else plain."""
+        if getattr(output, "styled", False):
+
+            def sink(event: Event) -> None:
+                line = formatting.present(event)
+                if line is not None:
+                    output.line(line)
+
+        else:
+
+            def sink(event: Event) -> None:
+                text = formatting.present_plain(event)
+                if text is not None:
+                    output.write(text + "\n")
+
+        self._presenters.append(sink)
+        self.engine.bus.subscribe(sink)
 
     async def startup(self) -> bool:
         """Open the configured log; False (exit 2, nothing started) if it can't be."""
         if self.config.log_file:
             try:
-                await self.start_log(self.config.log_file, self.config.log_format)
+                await self.engine.start_log(self.config.log_file, self.config.log_format)
             except CommandError as exc:
                 self.report(f"error: {exc}")
                 self.exit_status = 2
                 return False
-        self.bus.emit(ev.DAEMON, ev.DAEMON_START, {"config": list(self.config.sources)})
+        self.engine.bus.emit(ev.DAEMON, ev.DAEMON_START, {"config": list(self.config.sources)})
         return True
 
-    async def _main(self, frontend: Frontend) -> None:
-        """The front-end reads commands until it is done or an end is requested."""
+    async def _main(self) -> None:
+        """The front-ends run until an end is requested or none is left running."""
         assert self._end_requested is not None
-        reading = asyncio.create_task(frontend.run(self), name="taskd:frontend")
+        readers = {
+            asyncio.create_task(f.run(self), name="taskd:frontend"): f for f in self.frontends
+        }
         ended = asyncio.create_task(self._end_requested.wait(), name="taskd:end-request")
-        await asyncio.wait({reading, ended}, return_when=asyncio.FIRST_COMPLETED)
+        pending: set[asyncio.Task[Any]] = set(readers)
+        while pending and not ended.done():
+            done, pending = await asyncio.wait(
+                pending | {ended}, return_when=asyncio.FIRST_COMPLETED
+            )
+            pending.discard(ended)
+            for reader in done & set(readers):
+                self._reader_ended(reader)
         ended.cancel()
-        if not reading.done():
-            reading.cancel()  # a signal: stop reading, even in the middle of a command
-        await asyncio.wait({reading})
-        if not reading.cancelled() and (exc := reading.exception()) is not None:
+        for reader in pending:
+            reader.cancel()  # a signal or `end`: stop reading, even mid-command
+        if pending:
+            await asyncio.wait(pending)
+            for reader in pending:
+                self._reader_ended(reader)
+
+    def _reader_ended(self, reader: asyncio.Task[Any]) -> None:
+        if not reader.cancelled() and (exc := reader.exception()) is not None:
             self._daemon_error(f"internal error in the front-end: {type(exc).__name__}: {exc}", exc)
             self.exit_status = max(self.exit_status, 1)
 
@@ -152,13 +264,9 @@ class Daemon(Engine):
         # run() turns the collector back on.
         self._gc_was_enabled = gc.isenabled()
         gc.disable()
-        live = list(self.registry.live.values())
-        tasks = []
-        for record in live:
-            if record.task is not None:
-                record.task.cancel()
-                record.state = record.state.CANCELLING
-                tasks.append(record.task)
+        engine = self.engine
+        live = list(engine.registry.live.values())
+        tasks = engine.cancel_now(live)
         strays = [t for t in self._strays if not t.done()]
         for task in strays:
             task.cancel()
@@ -173,11 +281,7 @@ class Daemon(Engine):
             if not task.done():
                 task._log_destroy_pending = False  # type: ignore[attr-defined]
                 self.report(f"abandoned {task.get_name()}, a task started by a task, still running")
-        for record in stuck:
-            if record.task is not None:
-                # It is named below; asyncio need not complain about it at exit.
-                record.task._log_destroy_pending = False  # type: ignore[attr-defined]
-            self.bus.emit(record.name, ev.CANCEL_REFUSED, {"grace_s": self.config.cancel_grace})
+        engine.abandon(stuck)
         if stuck:
             self.report(
                 f"abandoned {len(stuck)} task{'s' if len(stuck) > 1 else ''} that did not "
@@ -186,9 +290,10 @@ class Daemon(Engine):
                 + (f" (+{len(stuck) - 10} more)" if len(stuck) > 10 else "")
             )
         self.abandoned_tasks = stuck
-        self.bus.emit(ev.DAEMON, ev.DAEMON_END, {"status": self.exit_status})
-        await self.stop_log()
-        await self.output.drain()
+        engine.bus.emit(ev.DAEMON, ev.DAEMON_END, {"status": self.exit_status})
+        await engine.stop_log()
+        for output in self._outputs:
+            await output.drain()
 
     # -- ending ------------------------------------------------------------------
 
@@ -211,38 +316,39 @@ class Daemon(Engine):
         waiting.cancel()
         await asyncio.wait({hurry, waiting})
 
-    def _install_signals(self, frontend: Frontend) -> None:
+    def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
+        self._signals = []
         for signum in SIGNALS:
+            if signum == signal.SIGHUP and signal.getsignal(signum) == signal.SIG_IGN:
+                continue  # `nohup taskd`: the person asked for hang-ups to be ignored
             if signum == signal.SIGINT:
-                loop.add_signal_handler(signum, self._on_sigint, frontend)
+                loop.add_signal_handler(signum, self._on_sigint)
             else:
                 loop.add_signal_handler(signum, self.request_end, signum)
+            self._signals.append(signum)
 
-    def _on_sigint(self, frontend: Frontend) -> None:
-        if self.ending:
+    def _on_sigint(self) -> None:
+        owner = next((f for f in self.frontends if getattr(f, "owns_terminal", True)), None)
+        if self.ending or owner is None:
             self.request_end(signal.SIGINT)
         else:
-            frontend.interrupt(self)
+            owner.interrupt(self)
 
     def _remove_signals(self) -> None:
         loop = asyncio.get_running_loop()
-        for signum in SIGNALS:
+        for signum in getattr(self, "_signals", ()):
             loop.remove_signal_handler(signum)
 
     # -- output ------------------------------------------------------------------
 
-    def _present(self, event: Event) -> None:
-        text = formatting.present(event)
-        if text is not None:
-            self.output.write(text + "\n")
-
     def _capture_std(self) -> None:
         """Make print() inside a task that task's output, for the daemon's lifetime."""
         loop = asyncio.get_running_loop()
-        out = TaskStream(loop, self.task_line, self.output.write)
-        err = TaskStream(loop, self.task_line, self.output.error)
-        self._stream_flush = out.flush_record
+        primary = self._outputs[0] if self._outputs else self._default
+        out = TaskStream(loop, self.engine.task_line, primary.write)
+        err = TaskStream(loop, self.engine.task_line, primary.error)
+        self.engine.instruments.add(_FlushOnExit(out))
         self._saved_std = (sys.stdout, sys.stderr)
         sys.stdout, sys.stderr = out, err
 
@@ -278,7 +384,7 @@ class Daemon(Engine):
         fields: dict[str, Any] = {"error": one_line(line)}
         if isinstance(exc, BaseException):
             fields["traceback"] = "".join(traceback.format_exception(exc))
-        self.bus.emit(ev.DAEMON, ev.DAEMON_ERROR, fields)
+        self.engine.bus.emit(ev.DAEMON, ev.DAEMON_ERROR, fields)
 
     # -- the loop and its threads -------------------------------------------------
 

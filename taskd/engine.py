@@ -1,7 +1,9 @@
 """The engine: named tasks spawned, watched, cancelled and awaited, with events.
 
-It knows nothing of terminals or files: commands call it, front-ends give it an
-Output, sinks subscribe to its events. Everything here runs on the daemon's loop.
+It knows nothing of terminals, files or commands: commands call it and format what
+it returns, sinks subscribe to its events, instruments watch its tasks. It never
+prints; a message no command caused goes to the `report` callable it was given.
+Everything here runs on the daemon's loop.
 """
 
 from __future__ import annotations
@@ -10,19 +12,19 @@ import asyncio
 import contextvars
 import difflib
 import reprlib
+import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from . import commands, formatting
 from . import events as ev
 from .config import Config
 from .context import CANCEL_GRACE, CURRENT
 from .errors import CommandError, shown
 from .eventlog import EventLog, wait_closed
+from .instruments import Instruments, Stepped
 from .kinds import Kind, KindFunc, load_kinds
-from .output import MemoryOutput, Output
 from .registry import Registry, State, TaskRecord
 
 MAX_DETAIL = 500  # characters of an error or output line kept for `show`
@@ -38,15 +40,18 @@ class TaskExit(Exception):
     run_forever() and stop the whole daemon; the task fails with this instead."""
 
 
-StepTimer = Callable[[Awaitable[object]], Awaitable[object]]
-
-
-async def _guarded(func: KindFunc, values: list[Any], timer: StepTimer | None = None) -> object:
+async def _guarded(
+    func: KindFunc, values: list[Any], instruments: Instruments | None = None
+) -> object:
     # The kind's coroutine is created here, inside the task, so a task cancelled
     # before it first runs leaves no never-awaited coroutine behind.
     try:
         coro = func(*values)
-        return await (coro if timer is None else timer(coro))
+        if instruments is not None and asyncio.iscoroutine(coro):
+            record = CURRENT.get()
+            if record is not None:
+                return await Stepped(coro, record, instruments)
+        return await coro
     except (KeyboardInterrupt, SystemExit) as exc:
         raise TaskExit(f"the task raised {type(exc).__name__}({_safe(str, exc)})") from exc
 
@@ -69,36 +74,41 @@ def _names(records: list[TaskRecord], most: int = 5) -> str:
     return names + (f" (+{len(records) - most} more)" if len(records) > most else "")
 
 
+Report = Callable[[str], None]
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.__stderr__, flush=True)
+
+
+class Ending:
+    """How one task met a cancel: cancelled, ended first (how), or refused."""
+
+    __slots__ = ("record", "outcome")
+
+    def __init__(self, record: TaskRecord, outcome: str) -> None:
+        self.record = record
+        self.outcome = outcome  # "cancelled", "ended", "refused"
+
+
 class Engine:
     """Tasks by name, their lifecycle, and the event log switch."""
 
-    def __init__(self, config: Config, kinds: dict[str, Kind] | None = None) -> None:
+    def __init__(
+        self, config: Config, kinds: dict[str, Kind] | None = None, report: Report | None = None
+    ) -> None:
         self.config = config
         self.kinds = kinds if kinds is not None else load_kinds(config.kinds)
         self.registry = Registry(config.history)
         self.bus = ev.EventBus()
-        self.output: Output = MemoryOutput()
+        self.instruments = Instruments()
         self.log: EventLog | None = None
-        self.ending = False
-        self.width: Callable[[], int | None] = lambda: None
-        self._stream_flush: Callable[[TaskRecord], None] = lambda record: None
+        self._report = report or _to_stderr
         self._settled: set[asyncio.Task[object]] = set()  # accounted for by settle()
-        self.step_timer: StepTimer | None = None  # stall.StallWatch times tasks' steps
-
-    async def execute(self, line: str) -> None:
-        """Run one command line; CommandError says what was wrong (nothing changed)."""
-        await commands.execute(self, line)
-
-    def request_end(self, signum: int | None = None) -> None:
-        """Ask to end; the daemon stops reading and shuts down."""
-        self.ending = True
-
-    def output_width(self) -> int | None:
-        return self.width()
 
     def report(self, message: str) -> None:
-        """A one-line message for stderr that no command line caused."""
-        self.output.error(f"taskd: {one_line(message, 2000)}\n")
+        """A one-line message for people that no command line caused."""
+        self._report(f"taskd: {one_line(message, 2000)}")
 
     # -- tasks -------------------------------------------------------------------
 
@@ -128,12 +138,15 @@ class Engine:
             # Normally set once, in the context every command runs in (Daemon.serve):
             # a context change per task costs memory at 100,000 tasks.
             context.run(CANCEL_GRACE.set, self.config.cancel_grace)
+        instruments = self.instruments if self.instruments.steps_wanted else None
         task = asyncio.get_running_loop().create_task(
-            _guarded(kind.func, values, self.step_timer), name=name, context=context
+            _guarded(kind.func, values, instruments), name=name, context=context
         )
         record.task = task
         self.registry.add(record)
         task.add_done_callback(self._on_task_done)
+        for spawned in self.instruments.spawned:
+            spawned(record)
         self.bus.emit(name, ev.STARTED, {"kind": kind.name, "args": list(words)})
         return record
 
@@ -168,7 +181,6 @@ class Engine:
         # first runs never executes its coroutine, yet must still be accounted for.
         if record.task is not task:
             return  # already accounted for by settle()
-        self._stream_flush(record)
         record.ended = time.monotonic()
         record.task = None  # drop the task, and with it the coroutine and its frame
         fields: dict[str, Any] = {"runtime_s": round(record.runtime(), 6)}
@@ -188,14 +200,32 @@ class Engine:
                 record.result = one_line(_safe(_SHORT.repr, result), 200)
                 fields["result"] = record.result
             event = ev.DONE
+        for exited in self.instruments.exited:
+            exited(record)  # the capture's last unfinished line comes before the end
         self.registry.finish(record)
         self.bus.emit(record.name, event, fields)
 
-    async def cancel(self, records: list[TaskRecord]) -> list[TaskRecord]:
+    async def cancel(self, records: list[TaskRecord]) -> list[Ending]:
         """Cancel RECORDS, wait up to the grace period; say how each ended.
 
-        Returns the ones that did not stop in time (they stay `cancelling`).
+        The ones that did not stop in time stay `cancelling` (outcome "refused").
         """
+        live = self.cancel_now(records)
+        if live:
+            await asyncio.wait(live, timeout=self.config.cancel_grace)
+        endings = []
+        for record in records:
+            if record.state is State.CANCELLED:
+                endings.append(Ending(record, "cancelled"))
+            elif record.finished:
+                endings.append(Ending(record, "ended"))
+            else:
+                endings.append(Ending(record, "refused"))
+                self.bus.emit(record.name, ev.CANCEL_REFUSED, {"grace_s": self.config.cancel_grace})
+        return endings
+
+    def cancel_now(self, records: list[TaskRecord]) -> list[asyncio.Task[object]]:
+        """Ask RECORDS' tasks to stop (each becomes `cancelling`); their tasks, to wait on."""
         self.settle(records)
         tasks = []
         for record in records:
@@ -203,18 +233,17 @@ class Engine:
                 record.task.cancel()
                 record.state = State.CANCELLING
                 tasks.append(record.task)
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.config.cancel_grace)
-        refused = []
+        return tasks
+
+    def abandon(self, records: list[TaskRecord]) -> None:
+        """RECORDS did not stop at the end: tell the instruments (the reaper kills
+        their processes), the log, and asyncio (which need not complain at exit)."""
         for record in records:
-            if record.state is State.CANCELLED:
-                self.output.write(f"cancelled {record.name}\n")
-            elif record.finished:
-                self.output.write(f"{record.name} ended first: {formatting.ending(record)}\n")
-            else:
-                refused.append(record)
-                self.bus.emit(record.name, ev.CANCEL_REFUSED, {"grace_s": self.config.cancel_grace})
-        return refused
+            if record.task is not None:
+                record.task._log_destroy_pending = False  # type: ignore[attr-defined]
+            for abandoned in self.instruments.abandoned:
+                abandoned(record)
+            self.bus.emit(record.name, ev.CANCEL_REFUSED, {"grace_s": self.config.cancel_grace})
 
     async def wait_for(self, records: list[TaskRecord], timeout: float | None) -> None:
         """Wait until RECORDS have ended; CommandError on timeout or if any failed."""

@@ -1,4 +1,9 @@
-"""Task data formatted in one place; front-ends only present it."""
+"""Task data formatted in one place, as styled fragments; front-ends render them.
+
+Every line a person sees is built here (or by a command handler) as data: which
+piece is a task name, a state, a header. A plain consumer joins the texts, the
+terminal colours the pieces by what they are. Nothing ever re-parses these lines.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .events import DONE, FAILED, OUTPUT, Event
+from .fragments import Fragments
 from .registry import State, TaskRecord
 
 COLUMNS = ("NAME", "KIND", "STATE", "AGE", "DETAIL")
@@ -44,8 +50,8 @@ def detail(record: TaskRecord) -> str:
     return record.last_line
 
 
-def table(records: list[TaskRecord], width: int | None = None) -> list[str]:
-    """`show`'s table; with WIDTH, the detail column is cut to fit it."""
+def table(records: list[TaskRecord], width: int | None = None) -> list[Fragments]:
+    """`show`'s table; with WIDTH, each row is cut to fit it."""
     # One format call a row and column widths from max(map(len)): `show` must stay
     # quick at 10,000 rows while they all tick (tests/bench, scenario responsive).
     now = time.monotonic()
@@ -57,15 +63,42 @@ def table(records: list[TaskRecord], width: int | None = None) -> list[str]:
         max(len(head), max(map(len, col), default=0))
         for head, col in zip(COLUMNS, (names, kinds, states, ages), strict=False)
     ]
-    row = f"{{:<{w[0]}}}  {{:<{w[1]}}}  {{:<{w[2]}}}  {{:<{w[3]}}}  {{}}".format
-    lines = [row(*COLUMNS).rstrip()]
-    lines.extend(
-        row(*cells).rstrip()
-        for cells in zip(names, kinds, states, ages, map(detail, records), strict=True)
-    )
-    if width is not None:
-        lines = [line if len(line) <= width else line[: max(width - 1, 0)] + "…" for line in lines]
+    rest = f"  {{:<{w[1]}}}  {{:<{w[2]}}}  {{:<{w[3]}}}  {{}}".format
+    header = (COLUMNS[0].ljust(w[0]) + rest(*COLUMNS[1:])).rstrip()
+    lines: list[Fragments] = [[("header", _cut(header, width))]]
+    for name, kind, state, age, text in zip(
+        names, kinds, states, ages, map(detail, records), strict=True
+    ):
+        row = [
+            ("task", name),
+            ("", " " * (w[0] - len(name)) + "  " + kind.ljust(w[1]) + "  "),
+            ("state-" + state, state),
+            ("", (" " * (w[2] - len(state)) + "  " + age.ljust(w[3]) + "  " + text).rstrip()),
+        ]
+        lines.append(row if width is None else _cut_fragments(row, width))
     return lines
+
+
+def _cut(text: str, width: int | None) -> str:
+    if width is None or len(text) <= width:
+        return text
+    return text[: max(width - 1, 0)] + "…"
+
+
+def _cut_fragments(line: Fragments, width: int) -> Fragments:
+    """LINE cut to WIDTH characters (an ellipsis at the cut), styles kept."""
+    if sum(len(text) for _, text in line) <= width:
+        return line
+    out: Fragments = []
+    room = max(width - 1, 0)
+    for style, text in line:
+        if len(text) >= room:
+            out.append((style, text[:room]))
+            break
+        out.append((style, text))
+        room -= len(text)
+    out.append(("", "…"))
+    return out
 
 
 def record_dict(record: TaskRecord, now: float) -> dict[str, Any]:
@@ -86,14 +119,24 @@ def record_dict(record: TaskRecord, now: float) -> dict[str, Any]:
     return item
 
 
-def present(event: Event) -> str | None:
+def present(event: Event) -> Fragments | None:
     """The line a person sees for EVENT, or None for events shown only in the log."""
     if event.event == OUTPUT:
-        return f"[{event.task}] {event.fields['text']}"
+        return [("", "["), ("task", event.task), ("", "] " + event.fields["text"])]
     if event.event == DONE:
         extra = f", returned {event.fields['result']}" if event.fields.get("result") else ""
-        return f"{event.task} done after {duration(event.fields['runtime_s'])}{extra}"
+        runtime = duration(event.fields["runtime_s"])
+        return [("task", event.task), ("", f" done after {runtime}{extra}")]
     if event.event == FAILED:
         runtime = duration(event.fields["runtime_s"])
-        return f"{event.task} failed after {runtime}: {event.fields['error']}"
+        error = event.fields["error"]
+        return [("task", event.task), ("failed", f" failed after {runtime}: {error}")]
     return None
+
+
+def present_plain(event: Event) -> str | None:
+    """present() as plain text; task output, by far the most frequent, the short way."""
+    if event.event == OUTPUT:
+        return f"[{event.task}] {event.fields['text']}"
+    line = present(event)
+    return None if line is None else "".join([text for _, text in line])

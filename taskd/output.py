@@ -1,23 +1,30 @@
-"""What the engine needs from a front-end to speak: an Output.
+"""What a consumer of taskd's words provides: an Output.
 
-The engine writes whole lines of text and one-line errors; how they reach a person
-(a pipe, a file, above a prompt) is the front-end's business.
+Every front-end (a script's standard streams, the terminal above a prompt, a socket
+client) has its own Output with its own bounded buffer: a reader that stalls fills
+its own bound and loses text with a count, and never holds up the loop, another
+consumer or the end.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from .fragments import Line, plain
+
 
 class Output(Protocol):
     def write(self, text: str) -> None:
-        """Queue TEXT (normally whole lines) for standard output; never blocks."""
+        """Queue TEXT (whole lines) for standard output; never blocks."""
+
+    def line(self, line: Line) -> None:
+        """Queue one line (no newline), styled or plain; never blocks."""
 
     def error(self, text: str) -> None:
         """Queue one line for standard error; never blocks."""
 
     async def drain(self) -> None:
-        """Return once everything queued so far has been handed to the OS."""
+        """Return once everything queued so far has been handed on (or given up)."""
 
     async def aclose(self) -> None:
         """Drain, then release the streams."""
@@ -32,6 +39,9 @@ class MemoryOutput:
 
     def write(self, text: str) -> None:
         self.out.append(text)
+
+    def line(self, line: Line) -> None:
+        self.out.append(plain(line) + "\n")
 
     def error(self, text: str) -> None:
         self.err.append(text)

@@ -3,8 +3,8 @@
 A task that computes without awaiting, or calls time.sleep, freezes every other task
 and the shell itself. Every step of a task (the code between two awaits) runs
 inside one call of its coroutine's send() or throw(), so timing those calls says
-exactly which task blocked the loop and for how long: each taskd task's coroutine
-is wrapped in a `_Timed`, which reads the clock before and after each step and
+exactly which task blocked the loop and for how long: the watch is an instrument
+(taskd.instruments) whose step hooks run before and after each step, and it
 reports a step longer than `stall_threshold` as soon as it ends: one line on
 stderr and a `stall` event. Time spent in garbage collection meanwhile (gc.callbacks
 measure it) is not counted: it is the interpreter's pause, not the task's.
@@ -31,19 +31,18 @@ import gc
 import os
 import threading
 import time
-from collections.abc import Awaitable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import events as ev
-from .context import CURRENT
+from .instruments import Instrument
 
 if TYPE_CHECKING:
     from .engine import Engine
     from .registry import TaskRecord
 
 
-class StallWatch:
-    """Wraps each task's coroutine so that its steps are timed."""
+class StallWatch(Instrument):
+    """Times each task's steps and names the task that held the loop."""
 
     def __init__(self, engine: Engine, threshold: float) -> None:
         self.engine = engine
@@ -54,6 +53,7 @@ class StallWatch:
         # would be blamed on whichever task happened to allocate.
         self.gc_seconds = 0.0
         self._gc_started = 0.0
+        self._gc_at_step = 0.0
         # The step running now: (its start, its task's record), or None between steps.
         self._step: tuple[float, TaskRecord | None] | None = None
         self._stopped = threading.Event()
@@ -62,7 +62,7 @@ class StallWatch:
     def start(self) -> None:
         """Time the steps of tasks spawned from now on (a threshold of 0: do not)."""
         if self.threshold > 0:
-            self.engine.step_timer = self.timed
+            self.engine.instruments.add(self)
             gc.callbacks.append(self._on_gc)
             self._watchdog = threading.Thread(
                 target=self._watch_steps, name="taskd-stall-watchdog", daemon=True
@@ -70,8 +70,7 @@ class StallWatch:
             self._watchdog.start()
 
     def stop(self) -> None:
-        if self.engine.step_timer == self.timed:
-            self.engine.step_timer = None
+        self.engine.instruments.remove(self)
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
         self._stopped.set()
@@ -99,11 +98,16 @@ class StallWatch:
                 except OSError:  # stderr closed, full or non-blocking and full: say nothing
                     pass
 
-    def timed(self, awaitable: Awaitable[object]) -> Awaitable[object]:
-        """A coroutine, its steps timed; called inside the task, whose record is CURRENT."""
-        if not isinstance(awaitable, Coroutine):
-            return awaitable  # a kind returning some other awaitable: no steps to time
-        return _Timed(awaitable, self, CURRENT.get())
+    # -- the step hooks (hot: two calls a step) ------------------------------------
+
+    def before_step(self, record: TaskRecord, start: float) -> None:
+        self._step = (start, record)
+        self._gc_at_step = self.gc_seconds
+
+    def after_step(self, record: TaskRecord, start: float, duration: float) -> None:
+        self._step = None
+        if duration > self.threshold:
+            self.check(record, duration - (self.gc_seconds - self._gc_at_step))
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
@@ -127,50 +131,3 @@ class StallWatch:
             ev.STALL,
             {"blocked_s": round(blocked, 3), "threshold_s": self.threshold},
         )
-
-
-class _Timed:
-    """An awaitable that drives a coroutine step by step, timing each step."""
-
-    __slots__ = ("_coro", "_watch", "_record")
-
-    def __init__(
-        self, coro: Coroutine[Any, Any, object], watch: StallWatch, record: TaskRecord | None
-    ) -> None:
-        self._coro = coro
-        self._watch = watch
-        self._record = record
-
-    def __await__(self) -> Generator[Any, Any, object]:
-        return self  # the iterator protocol, by hand: send, throw and close
-
-    def __iter__(self) -> _Timed:
-        return self
-
-    def __next__(self) -> Any:
-        return self.send(None)
-
-    def send(self, value: Any) -> Any:
-        watch = self._watch
-        start, collected = time.perf_counter(), watch.gc_seconds
-        watch._step = (start, self._record)
-        try:
-            return self._coro.send(value)
-        finally:
-            watch._step = None
-            if (blocked := time.perf_counter() - start) > watch.threshold:
-                watch.check(self._record, blocked - (watch.gc_seconds - collected))
-
-    def throw(self, *exc: Any) -> Any:
-        watch = self._watch
-        start, collected = time.perf_counter(), watch.gc_seconds
-        watch._step = (start, self._record)
-        try:
-            return self._coro.throw(*exc)
-        finally:
-            watch._step = None
-            if (blocked := time.perf_counter() - start) > watch.threshold:
-                watch.check(self._record, blocked - (watch.gc_seconds - collected))
-
-    def close(self) -> None:
-        self._coro.close()

@@ -198,6 +198,30 @@ def session(env: dict[str, str]) -> Iterator[Callable[..., Session]]:
         s.kill()
 
 
+class InProcess:
+    """Commands run in process against a daemon that is not serving (no loop of its
+    own, no front-end): its replies and messages are kept in `output`. Attributes
+    not its own are the daemon's, then the engine's."""
+
+    def __init__(self, config: Any = None, kinds: Any = None) -> None:
+        from taskd.config import Config
+        from taskd.daemon import Daemon
+        from taskd.output import MemoryOutput
+        from taskd.reply import Reply
+
+        self.output = MemoryOutput()
+        self.daemon = Daemon(config or Config(), kinds, output=self.output)
+        self.reply = Reply(self.output)
+
+    async def execute(self, line: str) -> None:
+        await self.daemon.execute(line, self.reply)
+
+    def __getattr__(self, name: str) -> Any:
+        if hasattr(self.daemon, name):
+            return getattr(self.daemon, name)
+        return getattr(self.daemon.engine, name)
+
+
 class IdleFrontend:
     """An in-process front-end that reads nothing: the test calls daemon.execute()
     itself, and ends the daemon with request_end()."""
@@ -233,15 +257,26 @@ async def live_daemon() -> AsyncIterator[Callable[..., Any]]:
 
     running: list[tuple[Any, asyncio.Task[None]]] = []
 
-    async def start(config: Config | None = None, kinds: Any = None) -> Daemon:
+    class Live:
+        """The daemon, with its (only) front-end's output as `output`."""
+
+        def __init__(self, daemon: Daemon, frontend: IdleFrontend) -> None:
+            self.daemon = daemon
+            self.output = frontend.output
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.daemon, name)
+
+    async def start(config: Config | None = None, kinds: Any = None) -> Live:
         daemon = Daemon(config or Config(), kinds)
-        serving = asyncio.get_running_loop().create_task(daemon.serve(IdleFrontend()))
+        frontend = IdleFrontend()
+        serving = asyncio.get_running_loop().create_task(daemon.serve(frontend))
         while daemon._end_requested is None or daemon._saved_std is None:
             if serving.done():
                 serving.result()  # serve() failed early: say why
             await asyncio.sleep(0)  # until serve() has opened its output and capture
         running.append((daemon, serving))
-        return daemon
+        return Live(daemon, frontend)
 
     yield start
     for daemon, serving in running:
@@ -260,10 +295,11 @@ class ListFrontend(IdleFrontend):
 
     async def run(self, daemon: Any) -> None:
         from taskd.errors import CommandError
+        from taskd.reply import Reply
 
         for line in self.lines:
             try:
-                await daemon.execute(line)
+                await daemon.execute(line, Reply(self.output))
             except CommandError as exc:
                 daemon.exit_status = max(daemon.exit_status, 1)
                 self.output.error(f"error: {exc}\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RunTaskd, Session
+from conftest import InProcess, RunTaskd, Session
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,7 +20,6 @@ from taskd.config import Config
 from taskd.engine import Engine
 from taskd.errors import CommandError
 from taskd.kinds import BUILTINS
-from taskd.output import MemoryOutput
 from taskd.registry import MAX_NAME, State
 
 
@@ -30,8 +29,7 @@ def json_lines(lines: list[str]) -> list[list[dict[str, Any]]]:
 
 @pytest.fixture
 def engine() -> Engine:
-    engine = Engine(Config(cancel_grace=0.5))
-    engine.output = MemoryOutput()
+    engine = InProcess(Config(cancel_grace=0.5))
     return engine
 
 

@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ListFrontend, taskd_command
+from conftest import InProcess, ListFrontend, taskd_command
 
 from taskd.config import Config
 from taskd.daemon import Daemon
-from taskd.engine import Engine
 from taskd.errors import CommandError
 from taskd.kinds import load_kinds
-from taskd.output import MemoryOutput
 from taskd.registry import State
 
 KINDS_MODULE = '''
@@ -91,8 +89,7 @@ def test_no_history_keeps_nothing() -> None:
 
 def test_task_and_asyncio_names_agree_and_lookup_is_by_name() -> None:
     async def main() -> None:
-        engine = Engine(Config())
-        engine.output = MemoryOutput()
+        engine = InProcess(Config())
         for i in range(100):
             engine.spawn("idle", [], f"n{i}")
         names = {t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("n")}
@@ -194,9 +191,7 @@ async def test_a_task_that_renames_itself_is_still_accounted_for() -> None:
     import asyncio as _asyncio
 
     from taskd.config import Config
-    from taskd.engine import Engine
     from taskd.kinds import Kind
-    from taskd.output import MemoryOutput
 
     async def rename() -> None:
         task = _asyncio.current_task()
@@ -204,8 +199,7 @@ async def test_a_task_that_renames_itself_is_still_accounted_for() -> None:
         task.set_name("someone-else")
 
     kinds = {"rename": Kind("rename", rename, "renames its task", ())}
-    engine = Engine(Config(), kinds)
-    engine.output = MemoryOutput()
+    engine = InProcess(Config(), kinds)
     await engine.execute("new rename --name r")
     task = engine.registry.live["r"].task
     assert task is not None

@@ -6,12 +6,10 @@ import json
 import re
 
 import pytest
-from conftest import RunTaskd
+from conftest import InProcess, RunTaskd
 
 from taskd.config import Config
-from taskd.engine import Engine
 from taskd.errors import CommandError
-from taskd.output import MemoryOutput
 
 LONG = "x" * 65
 BAD_LINES: list[tuple[str, bytes, str]] = [
@@ -99,8 +97,7 @@ def test_hostile_tokens_stay_on_one_line(run_taskd: RunTaskd) -> None:
     ids=[c[0] for c in BAD_LINES if c[0] not in ("undecodable bytes", "200 KB line")],
 )
 async def test_engine_raises_command_error(line: str, message: str) -> None:
-    engine = Engine(Config())
-    engine.output = MemoryOutput()
+    engine = InProcess(Config())
     with pytest.raises(CommandError) as caught:
         await engine.execute(line)
     assert re.fullmatch(message + ".*", str(caught.value))

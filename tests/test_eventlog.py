@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
-from conftest import taskd_command
+from conftest import InProcess, taskd_command
 
 from taskd import eventlog
 from taskd.config import Config
@@ -30,7 +30,6 @@ from taskd.engine import Engine
 from taskd.eventlog import EventLog
 from taskd.events import Event
 from taskd.logformat import JsonFormat, TextFormat
-from taskd.output import MemoryOutput
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00"
 TEXT_LINE = re.compile(rf"^({STAMP}) (\S+) (\S+)(?: (.*))?$")
@@ -257,8 +256,7 @@ async def test_a_failed_switch_is_an_error_and_the_old_log_stays(
 
 
 async def test_switching_closes_the_old_log_first_and_loses_nothing(tmp_path: Path) -> None:
-    engine = Engine(Config())
-    engine.output = MemoryOutput()
+    engine = InProcess(Config())
     await engine.start_log(str(tmp_path / "a.log"), "text")
     for n in range(100):
         engine.bus.emit("t", "output", {"text": str(n)})

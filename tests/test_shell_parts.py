@@ -101,26 +101,38 @@ def test_wants_color() -> None:
 
 
 def test_task_colours_are_stable_and_lines_keep_their_text() -> None:
+    """Lines come as data (which piece is a task, a state, a header); painting keeps
+    every character and styles the pieces by what they are, whatever the wording."""
+    from taskd import formatting
+    from taskd.events import Event
+
     assert colors.task_style("tick-1") == colors.task_style("tick-1")
     assert len({colors.task_style(f"t{i}") for i in range(50)}) > 1
-    text = (
-        "[tick-1] tick 3\nstarted a\ntick-1 done after 1.00s\nf failed after 0.00s: E: x\n"
-        "NAME    KIND  STATE   AGE    DETAIL\ntick-1  tick  failed  0.10s  failed: boom\n"
-        "\nhalf"
-    )
-    styled = colors.fragments(text, is_error=False)
-    assert "".join(t for _, t, *_ in styled) == text
-    styles = {t: s for s, t, *_ in styled}
+    record = TaskRecord("tick-1", "tick", ())
+    record.state, record.error = State.FAILED, "boom"
+    lines = [
+        formatting.present(Event("tick-1", "output", {"text": "tick 3"})),
+        formatting.present(Event("f", "failed", {"runtime_s": 0.0, "error": "E: x"})),
+        *formatting.table([record]),
+    ]
+    painted = [colors.paint_fragments(line, is_error=False) for line in lines if line]
+    texts = ["".join(t for _, t, *_ in p) for p in painted]
+    assert texts[:2] == ["[tick-1] tick 3\n", "f failed after 0.00s: E: x\n"]
+    assert texts[2].startswith("NAME ") and texts[3].startswith("tick-1  tick  failed  ")
+    styles = {t: s for p in painted for s, t, *_ in p}
     assert styles["tick-1"].startswith("class:task-")
     assert styles["failed"] == "class:state-failed"
-    assert styles["NAME    KIND  STATE   AGE    DETAIL"] == "class:header"
-    assert colors.fragments("oops\n", is_error=True) == [("class:error", "oops\n")]
+    assert styles[texts[2].rstrip("\n")] == "class:header"
+    assert styles[" failed after 0.00s: E: x"] == "class:failed"
+    assert colors.paint_fragments("oops\n", is_error=True) == [("class:error", "oops\n")]
 
 
 def test_control_characters_cannot_reach_the_terminal() -> None:
-    styled = colors.fragments("[t] \x1b[2Jbell\x07\x0eend\ttab\n", is_error=False)
+    styled = colors.paint_fragments("[t] \x1b[2Jbell\x07\x0eend\ttab\n", is_error=False)
     text = "".join(t for _, t, *_ in styled)
     assert text == "[t] ?[2Jbell??end\ttab\n"
+    styled = colors.paint_fragments([("task", "t\x1b"), ("", " x\x07")], is_error=False)
+    assert "".join(t for _, t, *_ in styled) == "t? x?\n"
 
 
 def test_toolbar_says_counts_log_and_lag() -> None:
@@ -213,10 +225,10 @@ async def test_a_flood_is_shown_whole_and_in_order_in_slices() -> None:
 async def test_a_colouring_bug_costs_no_output(monkeypatch: pytest.MonkeyPatch) -> None:
     from taskd.frontends import above
 
-    def broken(text: str, is_error: bool) -> list[tuple[str, str]]:
+    def broken(text: object, is_error: bool) -> list[tuple[str, str]]:
         raise ValueError("bug")
 
-    monkeypatch.setattr(above, "fragments", broken)
+    monkeypatch.setattr(above, "paint_fragments", broken)
     reported: list[str] = []
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(lambda _, context: reported.append(context["message"]))

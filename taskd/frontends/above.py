@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections import deque
 from collections.abc import Callable
 
 from prompt_toolkit.application import Application, in_terminal
@@ -27,13 +28,26 @@ from prompt_toolkit.output import Output as TerminalOutput
 from prompt_toolkit.output.vt100 import Vt100_Output
 from prompt_toolkit.styles import BaseStyle
 
-from .colors import fragments, printable
+from ..fragments import Fragments, Line
+from .colors import paint_fragments, printable
 
 FLUSH_INTERVAL = 0.05  # seconds: at most 20 prompt redraws a second for output
 # Characters written per flush: a flood of output is shown in slices of this size,
 # one after the other but with the loop free in between, so that no flush holds
 # it for long (32 KiB of coloured task lines: 13 ms median here, 1.3 ms plain).
 BATCH_CHARS = 32 * 1024
+# Characters waiting for the screen at most: a task printing faster than the terminal
+# shows (`new shell yes`) fills this, and then its lines are dropped and counted, as
+# a terminal multiplexer drops what a slow client cannot take, instead of growing
+# without bound and leaving the prompt minutes behind.
+MAX_QUEUED = 1 << 20
+
+Item = tuple[str | Fragments, bool]  # (plain text or one styled line, is_error)
+
+
+def _size(item: Item) -> int:
+    payload = item[0]
+    return len(payload) if isinstance(payload, str) else sum(len(t) for _, t in payload) + 1
 
 
 class AboveThePrompt:
@@ -50,7 +64,10 @@ class AboveThePrompt:
         self._coloured = depth is not ColorDepth.DEPTH_1_BIT
         self._codes = StyleCodes(style, depth)
         self._app = app
-        self._queued: list[tuple[str, bool]] = []  # (text, is_error), in order
+        self._queued: deque[Item] = deque()  # in order
+        self._chars = 0  # characters in _queued
+        self.dropped = 0  # lines dropped because the screen could not keep up
+        self._unreported = 0
         self._force = False  # write even an unfinished last line
         self._broken = False
         self._paint_failed = False
@@ -63,8 +80,13 @@ class AboveThePrompt:
 
     # -- the Output protocol -------------------------------------------------------
 
+    styled = True  # the daemon presents events to it as styled lines
+
     def write(self, text: str) -> None:
         self._queue(text, False)
+
+    def line(self, line: Line) -> None:
+        self._queue(line + "\n" if isinstance(line, str) else line, False)
 
     def error(self, text: str) -> None:
         self._queue(text, True)
@@ -84,38 +106,74 @@ class AboveThePrompt:
         """The terminal is gone: drop what is queued and all that comes."""
         self._broken = True
         self._queued.clear()
+        self._chars = 0
 
     # -- the flusher ---------------------------------------------------------------
 
-    def _queue(self, text: str, is_error: bool) -> None:
-        if text and not self._broken:
-            self._queued.append((text, is_error))
-            self._kick()
+    def _queue(self, text: str | Fragments, is_error: bool) -> None:
+        if not text or self._broken:
+            return
+        if self._chars > MAX_QUEUED:
+            lines = text.count("\n") if isinstance(text, str) else 1
+            self.dropped += lines
+            self._unreported += lines
+            return
+        if self._unreported:
+            count, self._unreported = self._unreported, 0
+            notice = f"taskd: {count} lines dropped: the terminal could not keep up\n"
+            self._queued.append((notice, True))
+            self._chars += len(notice)
+        item = (text, is_error)
+        self._queued.append(item)
+        self._chars += _size(item)
+        self._kick()
 
     def _kick(self) -> None:
         self._idle.clear()
         self._wake.set()
 
-    def _take(self) -> list[tuple[str, bool]]:
+    def _take(self) -> list[Item]:
         """Up to BATCH_CHARS of the queue (whole segments), cut after its last newline;
-        the rest stays queued. Forced, an unfinished last line goes too."""
-        queued, size, n = self._queued, 0, 0
-        while n < len(queued) and size < BATCH_CHARS:
-            size += len(queued[n][0])
-            n += 1
-        taken, self._queued = queued[:n], queued[n:]
-        if self._force and not self._queued:
+        the rest stays queued. Forced, an unfinished last line goes too. Linear: each
+        segment is taken off the deque once, at most one is split."""
+        queued, taken, size = self._queued, [], 0
+        while queued and size < BATCH_CHARS:
+            item = queued.popleft()
+            taken.append(item)
+            size += _size(item)
+        self._chars -= size
+        if self._force and not queued:
             self._force = False
             return taken
         for i in range(len(taken) - 1, -1, -1):
             text, is_error = taken[i]
-            cut = text.rfind("\n")
-            if cut >= 0:
+            if not isinstance(text, str):
+                cut_at = i + 1  # a styled line is always whole
+                head: list[Item] = []
+            else:
+                cut = text.rfind("\n")
+                if cut < 0:
+                    continue
+                cut_at = i
                 rest = text[cut + 1 :]
-                self._queued[:0] = ([(rest, is_error)] if rest else []) + taken[i + 1 :]
-                return [*taken[:i], (text[: cut + 1], is_error)]
-        self._queued[:0] = taken
+                head = [(text[: cut + 1], is_error)]
+                if rest:
+                    taken.insert(i + 1, (rest, is_error))
+            back = taken[i + 1 :]
+            for item in reversed(back):
+                queued.appendleft(item)
+                self._chars += _size(item)
+            return [*taken[:cut_at], *head]
+        for item in reversed(taken):
+            queued.appendleft(item)
+        self._chars += size
         return []
+
+    def _backlog(self) -> bool:
+        """Whether a whole line is waiting (the scan is short: a long queue has one)."""
+        if self._chars >= BATCH_CHARS:
+            return True
+        return any(not isinstance(t, str) or "\n" in t for t, _ in self._queued)
 
     async def _flush_forever(self) -> None:
         backlog = False
@@ -131,17 +189,17 @@ class AboveThePrompt:
             if batch:
                 await self._show(batch)
                 self._last = self._loop.time()
-            backlog = bool(batch) and any("\n" in text for text, _ in self._queued)
+            backlog = bool(batch) and self._backlog()
             if backlog or (self._force and self._queued):
                 self._wake.set()
             if not self._wake.is_set():
                 self._idle.set()
 
-    async def _show(self, batch: list[tuple[str, bool]]) -> None:
+    async def _show(self, batch: list[Item]) -> None:
         try:
             text = self._paint(batch)
         except Exception as exc:  # a bug in colouring must not cost a line of output
-            text = "".join(printable(t) for t, _ in batch)
+            text = "".join(printable(_plain(t)) for t, _ in batch)
             if not self._paint_failed:
                 self._paint_failed = True
                 self._loop.call_exception_handler({"message": "colouring failed", "exception": exc})
@@ -160,20 +218,26 @@ class AboveThePrompt:
         self._terminal.write_raw(text)
         self._terminal.flush()
 
-    def _paint(self, batch: list[tuple[str, bool]]) -> str:
+    def _paint(self, batch: list[Item]) -> str:
         """BATCH as the terminal's text: escape sequences only where a style says so.
 
         prompt_toolkit's print_formatted_text does the same a fragment at a time,
         at about 33k lines/s here; the sequences are computed once per style."""
         if not self._coloured:
-            return "".join(printable(text) for text, _ in batch)
+            return "".join(printable(_plain(text)) for text, _ in batch)
         parts = []
         for text, is_error in batch:
-            for style, piece, *_ in fragments(text, is_error):
+            for style, piece, *_ in paint_fragments(text, is_error):
                 parts.append(self._codes.sequence(style) + piece if style else piece)
                 if style:
                     parts.append(self._codes.reset)
         return "".join(parts)
+
+
+def _plain(payload: str | Fragments) -> str:
+    if isinstance(payload, str):
+        return payload
+    return "".join(text for _, text in payload) + "\n"
 
 
 class StyleCodes:

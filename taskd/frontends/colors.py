@@ -1,14 +1,14 @@
 """Colour for the shell: whether to use it, and which part of a line gets which.
 
-The engine hands the front-end finished lines of text (formatting.py made them);
-this module only decides how those lines look. Colour is a help, never a carrier
-of meaning, so turning it off (NO_COLOR, `color = "never"`, --no-color, a terminal
-that has no colours) loses nothing.
+Lines reach the shell as styled fragments (formatting.py and the commands say which
+piece is a task name, a state, a header); this module only decides how each kind of
+piece looks. Colour is a help, never a carrier of meaning, so turning it off
+(NO_COLOR, `color = "never"`, --no-color, a terminal that has no colours) loses
+nothing.
 """
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Mapping
 
@@ -16,6 +16,7 @@ from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.styles import Style
 
+from ..fragments import Fragments
 from ..registry import State
 
 # Stable across runs and machines (unlike hash(), which is salted per process), so
@@ -46,6 +47,8 @@ PLAIN_STYLE = Style.from_dict({"bottom-toolbar": "reverse", "bottom-toolbar.text
 COLOR_STYLE = Style.from_dict(
     {
         "error": "ansired",
+        "failed": "ansired bold",
+        "explain": "italic ansibrightblack",
         "prompt": "bold",
         "header": "bold",
         "bottom-toolbar": "noreverse bg:#303030 #d0d0d0",
@@ -106,68 +109,18 @@ def printable(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-_NAME = r"[\w.-]+"
-_TASK_LINE = re.compile(rf"\[({_NAME})\] ")
-_ENDED = re.compile(rf"({_NAME}) (done|failed) after ")
-_VERB = re.compile(rf"(started|cancelled) ({_NAME})$")
-_HEADER = re.compile(r"NAME +KIND +STATE +AGE +DETAIL$")
-_STATES = frozenset(state.value for state in State)
+def paint_fragments(payload: str | Fragments, is_error: bool) -> StyleAndTextTuples:
+    """PAYLOAD (plain text, or one styled line) as prompt_toolkit style fragments.
 
-
-def line_fragments(line: str) -> StyleAndTextTuples:
-    """One output line (no newline) with its task name and state coloured."""
-    if m := _TASK_LINE.match(line):
-        return [("", "["), (task_style(m[1]), m[1]), ("", "] "), ("", line[m.end() :])]
-    if m := _ENDED.match(line):
-        style = "class:state-failed" if m[2] == "failed" else ""
-        return [(task_style(m[1]), m[1]), (style, line[m.end(1) :])]
-    if m := _VERB.match(line):
-        return [("", m[1] + " "), (task_style(m[2]), m[2])]
-    return [("", line)]
-
-
-def table_fragments(lines: list[str]) -> StyleAndTextTuples:
-    """`show`'s table: a bold header, names in their colours, states in theirs.
-
-    The columns are found from the header's words, so this follows formatting.table
-    without knowing its widths.
-    """
-    header = lines[0]
-    state_at, age_at = header.index("STATE"), header.index("AGE")
-    kind_at = header.index("KIND")
-    out: StyleAndTextTuples = [("class:header", header), ("", "\n")]
-    for row in lines[1:]:
-        name = row[:kind_at].rstrip()
-        state = row[state_at:age_at].rstrip()
-        out += [
-            (task_style(name), name),
-            ("", row[len(name) : state_at]),
-            (f"class:state-{state}" if state in _STATES else "", state),
-            ("", row[state_at + len(state) :]),
-            ("", "\n"),
-        ]
-    return out
-
-
-def fragments(text: str, is_error: bool) -> StyleAndTextTuples:
-    """TEXT (whole lines, each ending with a newline) as styled fragments."""
-    text = printable(text)
-    if is_error:
-        return [("class:error", text)]
-    lines = text.split("\n")
-    tail = lines.pop()  # "" when TEXT ends with a newline
+    A piece styled `task` gets that task's own colour; any other style name is a
+    class of the style sheet. Every piece is made printable first."""
+    if isinstance(payload, str):
+        return [("class:error" if is_error else "", printable(payload))]
     out: StyleAndTextTuples = []
-    i = 0
-    while i < len(lines):
-        if _HEADER.match(lines[i]):
-            j = i + 1
-            while j < len(lines) and lines[j]:
-                j += 1
-            out += table_fragments(lines[i:j])
-            i = j
-            continue
-        out += [*line_fragments(lines[i]), ("", "\n")]
-        i += 1
-    if tail:
-        out.append(("", tail))
+    for style, text in payload:
+        if style == "task":
+            out.append((task_style(text), printable(text)))
+        else:
+            out.append((f"class:{style}" if style else "", printable(text)))
+    out.append(("", "\n"))
     return out

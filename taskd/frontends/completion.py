@@ -1,8 +1,9 @@
 """Tab completion for the shell, read from the live daemon at every key press.
 
-Completions come from the same places the commands do: command names and their
-options from commands.COMMANDS, kinds from daemon.kinds, task names from the
-registry (so a task started a moment ago completes, and one that just ended no
+Completions come from the command table: each command says what each of its
+arguments is (a task name, a kind, a command, a file, a choice), and this module
+only knows where to find each sort of thing: kinds from the engine, task names from
+the registry (so a task started a moment ago completes, and one that just ended no
 longer does), file names from the file system. Nothing is cached, so nothing can
 go stale; the registry is a dict, and reading it for a Tab costs next to nothing.
 """
@@ -19,8 +20,6 @@ from ..commands import COMMANDS, Command
 
 if TYPE_CHECKING:
     from ..engine import Engine
-
-TASK_COMMANDS = frozenset({"cancel", "wait", "show"})
 
 
 class TaskdCompleter(Completer):
@@ -47,7 +46,8 @@ class TaskdCompleter(Completer):
             return
         if words[-1] in command.options:
             return  # the value of an option (a new task's name, a timeout): free text
-        yield from self._argument(command, words, _positional(command, words), word, complete_event)
+        given = _positional(command, words)
+        yield from self._argument(command, words, given, word, complete_event)
 
     def _argument(
         self,
@@ -57,22 +57,26 @@ class TaskdCompleter(Completer):
         word: str,
         event: CompleteEvent,
     ) -> Iterator[Completion]:
-        name = command.name
-        if name == "new" and not before:
+        param = command.param_at(len(before))
+        if param is None:
+            return
+        if param.kind == "kind":
             kinds = self.daemon.kinds.values()
             yield from _matching(word, ((k.name, k.summary) for k in kinds))
-        elif name in TASK_COMMANDS:
+        elif param.kind in ("task", "pattern"):
             registry = self.daemon.registry
-            # Live tasks; `show --all` also takes finished ones.
-            records = registry.records(include_finished=name == "show" and "--all" in words)
+            # Live tasks; with --all (show) finished ones too.
+            records = registry.records(include_finished="--all" in words)
             yield from _matching(
                 word,
                 ((r.name, f"{r.kind}, {r.state.value}") for r in records if r.name not in before),
             )
-        elif name == "help" and not before:
+        elif param.kind == "command":
             yield from _matching(word, ((c.name, c.summary) for c in COMMANDS.values()))
-        elif name == "log" and not before:
-            yield from _matching(word, [("off", "stop logging")])
+        elif param.kind == "choice":
+            yield from _matching(word, ((c, "") for c in param.choices))
+        elif param.kind == "file":
+            yield from _matching(word, ((c, "") for c in param.choices))
             for path in self._paths.get_completions(Document(word), event):
                 # Whole words, like every other completion here (PathCompleter
                 # gives only what is left to type).

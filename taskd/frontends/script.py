@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from ..daemon import Daemon
 from ..errors import CommandError
 from ..output import Output
+from ..reply import Reply
 from .streams import (
     FdOutput,
     LineTooLong,
@@ -59,6 +60,8 @@ class ScriptFrontend:
         return file_chunks(self.source)
 
     async def run(self, daemon: Daemon) -> None:
+        assert self._output is not None
+        reply = Reply(self._output)
         lineno = 0
         async for raw in split_lines(self._chunks(), MAX_LINE):
             lineno += 1
@@ -73,11 +76,11 @@ class ScriptFrontend:
                     raise CommandError(
                         f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
                     ) from None
-                await daemon.execute(line)
+                await daemon.execute(line, reply)
             except CommandError as exc:
                 self.failures += 1
                 daemon.exit_status = max(daemon.exit_status, 1)
-                daemon.output.error(f"{self.label}:{lineno}: error: {exc}\n")
+                self._output.error(f"{self.label}:{lineno}: error: {exc}\n")
                 if self.strict:
                     return
             if daemon.ending:

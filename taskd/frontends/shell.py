@@ -39,6 +39,7 @@ from ..config import Config
 from ..daemon import Daemon
 from ..errors import CommandError
 from ..output import Output
+from ..reply import Reply
 from . import colors
 from .above import AboveThePrompt
 from .completion import TaskdCompleter
@@ -68,6 +69,7 @@ class ShellFrontend:
         self._terminal = output
         self.session: PromptSession[str] | None = None
         self.output: AboveThePrompt | None = None
+        self.reply: Reply | None = None
         self.failures = 0
         self.hung_up = False  # input ended because the terminal went away
         self.prompts = 0  # prompts shown so far
@@ -104,17 +106,17 @@ class ShellFrontend:
             input=keys,
             output=terminal,
             history=make_history(self.config.history_file, self.environ, report),
-            completer=TaskdCompleter(daemon),
+            completer=TaskdCompleter(daemon.engine),
             complete_while_typing=False,
             enable_history_search=False,  # Ctrl-R searches; Up walks the history
-            bottom_toolbar=lambda: toolbar(daemon, self.lag.lag),
+            bottom_toolbar=lambda: toolbar(daemon.engine, self.lag.lag),
             refresh_interval=0.5,
             key_bindings=self._key_bindings(),
             style=style,
             color_depth=depth,
         )
-        daemon.width = lambda: terminal.get_size().columns
         self.output = AboveThePrompt(terminal, style, depth, self._app)
+        self.reply = Reply(self.output, lambda: terminal.get_size().columns)
         return self.output
 
     async def run(self, daemon: Daemon) -> None:
@@ -216,7 +218,7 @@ class ShellFrontend:
         self._empty_interrupts = 0
         self._interrupted = False
         command = asyncio.get_running_loop().create_task(
-            daemon.execute(line), name="taskd:command"
+            daemon.execute(line, self.reply), name="taskd:command"
         )
         self._command = command
         self.running_command = line

@@ -30,6 +30,8 @@ from typing import Any
 import aiofiles
 from aioconsole.stream import create_standard_streams, is_pipe_transport_compatible
 
+from ..fragments import Line, plain
+
 CHUNK = 1 << 16
 ENCODING_ERRORS = "backslashreplace"  # printing never fails on odd text
 
@@ -58,6 +60,11 @@ class _Buffered:
     def write(self, text: str) -> None:
         if "stdout" not in self.broken:
             self._out.append(text)
+            self._kick()
+
+    def line(self, line: Line) -> None:
+        if "stdout" not in self.broken:
+            self._out.append((line if isinstance(line, str) else plain(line)) + "\n")
             self._kick()
 
     def error(self, text: str) -> None:
