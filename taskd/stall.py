@@ -41,6 +41,21 @@ if TYPE_CHECKING:
     from .registry import TaskRecord
 
 
+class _Excused:
+    """Time the loop spent waiting on a reader (back-pressure from a slow stdout):
+    not the running task's doing, so not blamed on it."""
+
+    seconds = 0.0
+    waiting = False  # the loop is waiting for a reader right now
+
+
+EXCUSED = _Excused()
+
+
+def excuse(seconds: float) -> None:
+    EXCUSED.seconds += seconds
+
+
 class StallWatch(Instrument):
     """Times each task's steps and names the task that held the loop."""
 
@@ -82,7 +97,7 @@ class StallWatch(Instrument):
         announced: tuple[float, TaskRecord | None] | None = None
         while not self._stopped.wait(self.threshold / 2):
             step = self._step  # one read of a tuple the loop replaces whole
-            if step is None or step is announced:
+            if step is None or step is announced or EXCUSED.waiting:
                 continue
             started, record = step
             if time.perf_counter() - started > self.threshold:
@@ -102,12 +117,12 @@ class StallWatch(Instrument):
 
     def before_step(self, record: TaskRecord, start: float) -> None:
         self._step = (start, record)
-        self._gc_at_step = self.gc_seconds
+        self._gc_at_step = self.gc_seconds + EXCUSED.seconds
 
     def after_step(self, record: TaskRecord, start: float, duration: float) -> None:
         self._step = None
         if duration > self.threshold:
-            self.check(record, duration - (self.gc_seconds - self._gc_at_step))
+            self.check(record, duration - (self.gc_seconds + EXCUSED.seconds - self._gc_at_step))
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":

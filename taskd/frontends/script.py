@@ -1,7 +1,8 @@
 """The script front-end: commands from a file or a pipe, never a prompt.
 
 Errors go to stderr as SOURCE:LINE: error: MESSAGE and reading goes on (with
---strict it stops at the first). The exit status is 1 when any command failed.
+--strict it stops at the first). The exit status is 1 when any command failed, or
+when output was lost. End of input means end: the front-end asks the daemon to end.
 """
 
 from __future__ import annotations
@@ -13,51 +14,57 @@ from ..daemon import Daemon
 from ..errors import CommandError
 from ..output import Output
 from ..reply import Reply
-from .streams import (
-    FdOutput,
-    LineTooLong,
-    StdStreams,
-    StreamOutput,
-    file_chunks,
-    split_lines,
-    stdin_chunks,
-)
+from .sinks import StdOutput
+from .streams import LineTooLong, fill_closed, path_chunks, split_lines, stdin_chunks
 
 MAX_LINE = 64 * 1024
+BOM = "\ufeff"
+_NAMES = {"stdout": "standard output", "stderr": "standard error"}
 
 
 class ScriptFrontend:
     """Reads SOURCE (a path, or '-' for standard input) line by line."""
+
+    owns_terminal = True
 
     def __init__(self, source: str = "-", strict: bool = False) -> None:
         self.source = source
         self.label = "<stdin>" if source == "-" else source
         self.strict = strict
         self.failures = 0
-        self._streams = StdStreams()
-        self._output: StreamOutput | FdOutput | None = None
+        self._daemon: Daemon | None = None
+        self._output: StdOutput | None = None
+        fill_closed()  # before the loop exists: its own fds must not take 0, 1 or 2
 
     async def open(self, daemon: Daemon) -> Output:
-        def broken(which: str) -> None:
-            # Nobody reads us any more (`taskd s.tdc | head -1`), or the disk is full:
-            # stop, with status 1 (output was lost), saying why unless it was a pipe
-            # closed by its reader, which is how pipelines end.
-            if which != "stdout":
-                return
-            daemon.exit_status = max(daemon.exit_status, 1)
-            failure = self._output.failures.get(which) if self._output else None
-            if failure is not None and failure.errno != errno.EPIPE:
-                reason = failure.strerror or type(failure).__name__
-                daemon.report(f"error: cannot write to standard output: {reason}; ending")
-            daemon.request_end()
-
-        self._output = await self._streams.open_output(broken, with_stdin=self.source == "-")
+        self._daemon = daemon
+        self._output = StdOutput(self._broken, self._stalled)
         return self._output
+
+    def _broken(self, which: str, failure: OSError | None) -> None:
+        # Nobody reads us any more (`taskd s.tdc | head -1`), or the disk is full:
+        # stop, with status 1 (output was lost), saying why unless it was a pipe
+        # closed by its reader, which is how pipelines end.
+        daemon = self._daemon
+        if which != "stdout" or daemon is None:
+            return
+        daemon.exit_status = max(daemon.exit_status, 1)
+        if failure is not None and failure.errno != errno.EPIPE:
+            reason = failure.strerror or type(failure).__name__
+            daemon.report(f"error: cannot write to standard output: {reason}; ending")
+        daemon.request_end()
+
+    def _stalled(self, which: str) -> None:
+        if self._daemon is not None:
+            self._daemon.report(
+                f"warning: {_NAMES[which]} is not being read; what does not fit is "
+                "dropped and counted from now on"
+            )
 
     def _chunks(self) -> AsyncIterator[bytes]:
         if self.source == "-":
-            return stdin_chunks(self._streams)
-        return file_chunks(self.source)
+            return stdin_chunks()
+        return path_chunks(self.source)
 
     async def run(self, daemon: Daemon) -> None:
         assert self._output is not None
@@ -76,15 +83,18 @@ class ScriptFrontend:
                     raise CommandError(
                         f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
                     ) from None
+                if lineno == 1 and line.startswith(BOM):
+                    line = line[1:]  # a byte-order mark some editors write
                 await daemon.execute(line, reply)
             except CommandError as exc:
                 self.failures += 1
                 daemon.exit_status = max(daemon.exit_status, 1)
                 self._output.error(f"{self.label}:{lineno}: error: {exc}\n")
                 if self.strict:
-                    return
+                    break
             if daemon.ending:
                 return
+        daemon.request_end()  # end of input means end
 
     def interrupt(self, daemon: Daemon) -> None:
         from signal import SIGINT
@@ -92,6 +102,15 @@ class ScriptFrontend:
         daemon.request_end(SIGINT)
 
     async def aclose(self) -> None:
-        if self._output is not None:
-            await self._output.aclose()  # ends its flusher task, which must not be left pending
-        self._streams.restore()
+        output = self._output
+        if output is None:
+            return
+        await output.drain()
+        for which, count in output.dropped.items():
+            if self._daemon is not None:
+                self._daemon.exit_status = max(self._daemon.exit_status, 1)
+            output.error(
+                f"taskd: {count} line{'s' if count != 1 else ''} of {_NAMES[which]} "
+                "dropped: it was not being read\n"
+            )
+        await output.aclose()

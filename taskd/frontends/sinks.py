@@ -1,0 +1,236 @@
+"""Standard output and standard error for a non-interactive taskd: each stream has a
+bounded queue and a writer thread of its own.
+
+Why a thread per stream: a blocking write to a pipe nobody reads would freeze the
+loop; a non-blocking one would need O_NONBLOCK on the descriptor, and that flag
+belongs to the *open file*, which taskd shares with whoever started it (a sibling
+writing to the same pipe then fails with EAGAIN; FIELD-NOTES). A thread can make
+plain blocking writes to a descriptor whose flags taskd never touches, and the loop
+only hands it whole batches (once per loop iteration).
+
+Why bounded, and how: a stream's queue holds at most `limit` bytes. A reader that is
+slow but alive gets back-pressure: the loop waits for the writer to make room, as
+any program writing to a pipe would, and that wait is not blamed on the task that
+printed (stall.excuse). A reader that takes nothing for STALLED seconds is declared
+stalled: from then on what does not fit is dropped and counted (reported once, and
+again at the end), so memory stays bounded, SIGTERM is heard, and one stalled
+stream never holds up the other, the tasks or the end (which waits for a stream
+only while it makes progress).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from ..fragments import Line, plain
+from ..stall import EXCUSED, excuse
+
+LIMIT = 4 << 20  # bytes queued per stream at most
+STALLED = 1.0  # seconds without a byte taken before a reader counts as stalled
+ENCODING_ERRORS = "backslashreplace"  # printing never fails on odd text
+
+
+class StreamSink:
+    """One descriptor, written by its own thread from a bounded queue."""
+
+    def __init__(
+        self,
+        fd: int,
+        name: str,
+        on_broken: Callable[[str, OSError | None], None],
+        on_stalled: Callable[[str], None],
+        limit: int = LIMIT,
+    ) -> None:
+        self.fd = fd
+        self.name = name
+        self.limit = limit
+        self.dropped = 0  # lines dropped because the reader stalled
+        self.broken: OSError | None = None
+        self.is_broken = False
+        self._on_broken = on_broken
+        self._on_stalled = on_stalled
+        self._loop = asyncio.get_running_loop()
+        self._pending: list[str] = []  # text of this loop iteration, not yet handed over
+        self._scheduled = False
+        self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
+        self._chunks: deque[bytes] = deque()
+        self._queued = 0  # bytes handed over and not yet written (under the lock)
+        self._progress = time.monotonic()  # when the thread last wrote something
+        self._stalled = False
+        self._closing = False
+        self._drained: list[asyncio.Future[None]] = []
+        self._thread = threading.Thread(
+            target=self._write_forever, name=f"taskd-{name}", daemon=True
+        )
+        self._thread.start()
+
+    # -- the loop's side -------------------------------------------------------------
+
+    def put(self, text: str) -> None:
+        if self.is_broken or not text:
+            return
+        self._pending.append(text)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self.hand_over)
+
+    def hand_over(self) -> None:
+        """Give the thread what this loop iteration queued (bounded, see the module)."""
+        self._scheduled = False
+        if not self._pending:
+            return
+        text = "".join(self._pending)
+        self._pending.clear()
+        data = text.encode("utf-8", ENCODING_ERRORS)
+        with self._lock:
+            if self._queued + len(data) > self.limit and not self._make_room(len(data)):
+                self.dropped += text.count("\n") or 1
+                return
+            self._chunks.append(data)
+            self._queued += len(data)
+            self._wakeup.notify()
+
+    def _make_room(self, size: int) -> bool:
+        """With the lock held: wait while the reader takes data; False once stalled."""
+        if self._stalled or self._closing:
+            return False
+        started = time.perf_counter()
+        EXCUSED.waiting = True
+        try:
+            while self._queued + size > self.limit and not self.is_broken:
+                if time.monotonic() - self._progress > STALLED:
+                    self._stalled = True
+                    self._loop.call_soon(self._on_stalled, self.name)
+                    return False
+                self._wakeup.wait(0.05)
+            return True
+        finally:
+            EXCUSED.waiting = False
+            excuse(time.perf_counter() - started)
+
+    async def drain(self, patience: float | None = None) -> None:
+        """Return once everything queued is written, or the stream broke; with
+        PATIENCE, give up once the reader has taken nothing for that long."""
+        self.hand_over()
+        while True:
+            with self._lock:
+                if self._queued == 0 or self.is_broken:
+                    return
+                waiter = self._loop.create_future()
+                self._drained.append(waiter)
+                quiet = time.monotonic() - self._progress
+            if patience is not None and quiet > patience:
+                with self._lock:
+                    if waiter in self._drained:
+                        self._drained.remove(waiter)
+                return
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), 0.1)
+            except TimeoutError:
+                with self._lock:
+                    if waiter in self._drained:
+                        self._drained.remove(waiter)
+
+    def close(self) -> int:
+        """Stop taking text; the thread writes what it has and ends (or, stuck in a
+        write, is abandoned: it is a daemon thread). Returns the bytes never written."""
+        with self._lock:
+            self._closing = True
+            left = self._queued
+            self._wakeup.notify()
+        return left
+
+    # -- the thread's side -----------------------------------------------------------
+
+    def _write_forever(self) -> None:
+        while True:
+            with self._lock:
+                while not self._chunks and not self._closing:
+                    self._wakeup.wait()
+                if not self._chunks:
+                    return
+                data = self._chunks.popleft()
+            error = self._write(data)
+            with self._lock:
+                self._queued -= len(data)
+                self._progress = time.monotonic()
+                if self._stalled and self._queued <= self.limit // 2:
+                    self._stalled = False  # the reader is back: wait for it again
+                if error is not None:
+                    self.is_broken = True
+                    self._chunks.clear()
+                    self._queued = 0
+                self._wakeup.notify_all()
+                waiters, self._drained = (
+                    (self._drained, []) if self._queued == 0 or error else ([], self._drained)
+                )
+            for waiter in waiters:
+                self._loop.call_soon_threadsafe(_settle, waiter)
+            if error is not None:
+                self.broken = error
+                self._loop.call_soon_threadsafe(self._on_broken, self.name, error)
+                return
+
+    def _write(self, data: bytes) -> OSError | None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.fd, view) :]
+            except InterruptedError:
+                continue
+            except BlockingIOError:  # someone else made it non-blocking: wait for room
+                import select
+
+                select.select([], [self.fd], [], 1.0)
+            except OSError as exc:
+                return exc
+        return None
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class StdOutput:
+    """The Output of a script: stdout and stderr, each its own StreamSink."""
+
+    styled = False
+
+    def __init__(
+        self,
+        on_broken: Callable[[str, OSError | None], None],
+        on_stalled: Callable[[str], None],
+        out_fd: int = 1,
+        err_fd: int = 2,
+        limit: int = LIMIT,
+    ) -> None:
+        self.stdout = StreamSink(out_fd, "stdout", on_broken, on_stalled, limit)
+        self.stderr = StreamSink(err_fd, "stderr", on_broken, on_stalled, limit)
+
+    def write(self, text: str) -> None:
+        self.stdout.put(text)
+
+    def line(self, line: Line) -> None:
+        self.stdout.put((line if isinstance(line, str) else plain(line)) + "\n")
+
+    def error(self, text: str) -> None:
+        self.stderr.put(text)
+
+    async def drain(self) -> None:
+        await asyncio.gather(self.stdout.drain(STALLED), self.stderr.drain(STALLED))
+
+    async def aclose(self) -> None:
+        await self.drain()
+        self.stdout.close()
+        self.stderr.close()
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        return {s.name: s.dropped for s in (self.stdout, self.stderr) if s.dropped}
