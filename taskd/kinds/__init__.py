@@ -6,7 +6,17 @@ import importlib
 import inspect
 
 from ..errors import ConfigError
-from . import basic, cooperative, processes, threads  # noqa: F401  (they register)
+from . import (  # noqa: F401  (they register)
+    basic,
+    blocker,
+    cooperative,
+    files,
+    gathering,
+    generators,
+    iterators,
+    processes,
+    threads,
+)
 from ._spec import BUILTINS, Arg, Kind, KindFunc, custom_kind
 
 __all__ = ["Arg", "Kind", "KindFunc", "BUILTINS", "load_kinds"]
