@@ -191,7 +191,7 @@ def test_aiofiles01_writes_and_reads_beside_a_ticker(env: dict[str, str], tmp_pa
 
 
 @pytest.mark.slow
-def test_the_wheel_carries_the_chapter(tmp_path: Path) -> None:
+def test_the_wheel_carries_the_chapter_and_the_catalogs(tmp_path: Path) -> None:
     pytest.importorskip("hatchling", reason="the test extra installs the build backend")
     if not (REPO / "pyproject.toml").is_file():
         pytest.skip("not run from a source tree")
@@ -207,3 +207,5 @@ def test_the_wheel_carries_the_chapter(tmp_path: Path) -> None:
     for extra in ("__init__.py", "asyncio04.toml", "threadloops.py", "asyncio10.toml",
                   "census.py"):
         assert f"taskd/examples/{extra}" in names
+    for catalog in ("taskd.po", "taskd.mo"):
+        assert f"taskd/locale/ja/LC_MESSAGES/{catalog}" in names
