@@ -313,3 +313,49 @@ def test_encode_round_trips_odd_text() -> None:
     )
     assert st.decode(st.encode(snap)) == snap
     assert st.decode(st.encode(make_snapshot([], []))) == make_snapshot([], [])
+
+
+def test_records_round_trip_through_the_file(tmp_path: Path) -> None:
+    from taskd.registry import State, TaskRecord
+    from taskd.supervise import TaskOptions
+
+    live = TaskRecord("build", "shell", ("make", "-j4"))
+    live.options = TaskOptions(restart="on-failure", after=("fetch",), group="ci")
+    ended = TaskRecord("fetch", "timer", ("1",))
+    ended.state, ended.error, ended.restarts = State.FAILED, "RuntimeError: x", 2
+    ended.ended = ended.started + 1.5
+    path = tmp_path / "state.json"
+    st.write_atomic(str(path), st.encode(
+        make_snapshot([st.live_entry(live)], [st.history_entry(ended)])
+    ))
+    loaded = StateStore(str(path), Lines()).load()
+    assert loaded is not None
+    assert loaded["live"] == [{
+        "name": "build", "kind": "shell", "args": ["make", "-j4"],
+        "options": {"restart": "on-failure", "after": ["fetch"], "group": "ci"},
+    }]
+    assert TaskOptions.from_json(loaded["live"][0]["options"]) == live.options
+    back = st.finished_record(loaded["history"][0])
+    assert (back.name, back.kind, back.args, back.state) == ("fetch", "timer", ("1",), "failed")
+    assert (back.error, back.restarts, back.restored) == ("RuntimeError: x", 2, True)
+    assert back.runtime() == pytest.approx(1.5) and back.started_at == ended.started_at
+
+
+async def test_live_specs_keep_start_order_and_write_through_a_store(tmp_path: Path) -> None:
+    from taskd.registry import State, TaskRecord
+
+    specs = st.LiveSpecs()
+    records = [TaskRecord(f"t{i}", "idle", ()) for i in range(5)]
+    for record in records:
+        specs.add(record)
+    specs.discard("t1")
+    specs.discard("nobody")
+    specs.add(records[0])  # the name used again: now the last
+    records[1].state = State.DONE
+    store = StateStore(str(tmp_path / "state.json"), Lines())
+    store.request_save(lambda: specs.snapshot([records[1]]))
+    await store.close()
+    loaded = StateStore(str(tmp_path / "state.json"), Lines()).load()
+    assert loaded is not None and len(specs) == 4
+    assert [e["name"] for e in loaded["live"]] == ["t2", "t3", "t4", "t0"]
+    assert [(e["name"], e["state"]) for e in loaded["history"]] == [("t1", "done")]
