@@ -13,13 +13,19 @@ import time
 from collections.abc import Iterator
 from enum import StrEnum
 from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING
 
 from .errors import CommandError, shown
+
+if TYPE_CHECKING:
+    from .supervise import TaskOptions
 
 MAX_NAME = 64
 
 
 class State(StrEnum):
+    WAITING = "waiting"  # for --after tasks, or a restart's backoff
+    QUEUED = "queued"  # for a slot of its group
     RUNNING = "running"
     CANCELLING = "cancelling"
     DONE = "done"
@@ -47,6 +53,9 @@ class TaskRecord:
         "result",
         "task",
         "pending",
+        "options",
+        "restarts",
+        "restored",
     )
 
     def __init__(self, name: str, kind: str, args: tuple[str, ...]) -> None:
@@ -63,6 +72,9 @@ class TaskRecord:
         self.result = ""
         self.task: asyncio.Task[object] | None = None
         self.pending = ""  # printed text not yet ended by a newline
+        self.options: TaskOptions | None = None  # None: the defaults
+        self.restarts = 0
+        self.restored = False  # started again from the state file
 
     @property
     def finished(self) -> bool:
