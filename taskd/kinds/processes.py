@@ -22,6 +22,7 @@ from ..context import CANCEL_GRACE
 from ._spec import Arg, builtin, text
 
 CHUNK = 1 << 16
+MAX_LINE = 1 << 16  # bytes; a longer line is delivered in pieces of at most this
 _GROUPS: set[int] = set()  # process groups of shell tasks not yet cleaned up
 
 
@@ -49,24 +50,53 @@ def _signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
-async def _pump(stream: asyncio.StreamReader) -> None:
-    """Print each line the child writes; lines of any length, bytes of any kind.
+def _cut(line: bytearray) -> int:
+    """Where to cut a line longer than MAX_LINE: at MAX_LINE bytes, moved back (at
+    most 3 bytes) to the start of a UTF-8 character, so no character is split."""
+    for cut in range(MAX_LINE, MAX_LINE - 4, -1):
+        if line[cut] & 0xC0 != 0x80:  # not a continuation byte
+            return cut
+    return MAX_LINE  # not UTF-8 anyway
 
-    Only the new chunk is split: a long line without a newline is gathered in a
-    bytearray, not copied again with every chunk (that was quadratic)."""
+
+def _print_full(line: bytearray) -> None:
+    """Print pieces of LINE while it is longer than MAX_LINE; the rest stays in it."""
+    while len(line) > MAX_LINE:
+        cut = _cut(line)
+        print(line[:cut].decode("utf-8", "replace"))
+        del line[:cut]
+
+
+def _print_line(line: bytearray) -> None:
+    _print_full(line)
+    print(line.decode("utf-8", "replace"))
+
+
+async def _pump(stream: asyncio.StreamReader) -> None:
+    """Print each line the child writes; bytes of any kind, every one of them.
+
+    A line longer than MAX_LINE bytes is delivered as consecutive pieces of at most
+    MAX_LINE bytes (as journald does with its LINE_MAX), so `cat /dev/zero` needs a
+    bounded amount of memory. Only the new chunk is split, and the partial line
+    never holds more than MAX_LINE + CHUNK bytes: the work is linear in the output."""
     partial = bytearray()
     while chunk := await stream.read(CHUNK):
         if b"\n" not in chunk:
             partial += chunk
+            _print_full(partial)
             continue
         first, *lines, last = chunk.split(b"\n")
         partial += first
-        print(partial.decode("utf-8", "replace"))
+        _print_line(partial)
         for line in lines:
-            print(line.decode("utf-8", "replace"))
+            if len(line) <= MAX_LINE:
+                print(line.decode("utf-8", "replace"))
+            else:
+                _print_line(bytearray(line))
         partial = bytearray(last)
+        _print_full(partial)
     if partial:
-        print(partial.decode("utf-8", "replace"))
+        _print_line(partial)
 
 
 def _group_alive(pgid: int) -> bool:
