@@ -47,6 +47,7 @@ class TaskRecord:
         "result",
         "task",
         "pending",
+        "pending_size",
     )
 
     def __init__(self, name: str, kind: str, args: tuple[str, ...]) -> None:
@@ -62,7 +63,8 @@ class TaskRecord:
         self.traceback = ""
         self.result = ""
         self.task: asyncio.Task[object] | None = None
-        self.pending = ""  # printed text not yet ended by a newline
+        self.pending: list[str] = []  # printed text not yet ended by a newline, in parts
+        self.pending_size = 0  # characters in pending
 
     @property
     def finished(self) -> bool:

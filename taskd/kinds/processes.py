@@ -18,11 +18,11 @@ import asyncio
 import os
 import signal
 
+from ..capture import MAX_LINE  # here in bytes: a longer line comes in pieces
 from ..context import CANCEL_GRACE
 from ._spec import Arg, builtin, text
 
 CHUNK = 1 << 16
-MAX_LINE = 1 << 16  # bytes; a longer line is delivered in pieces of at most this
 _GROUPS: set[int] = set()  # process groups of shell tasks not yet cleaned up
 
 
