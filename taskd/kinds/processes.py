@@ -20,7 +20,7 @@ import signal
 
 from ..capture import MAX_LINE  # here in bytes: a longer line comes in pieces
 from ..context import CANCEL_GRACE
-from ._spec import Arg, builtin, text
+from ._spec import Arg, builtin, command_line
 
 CHUNK = 1 << 16
 _GROUPS: set[int] = set()  # process groups of shell tasks not yet cleaned up
@@ -181,7 +181,7 @@ def _describe(returncode: int) -> str:
     "shell",
     "runs COMMAND with /bin/sh -c; its stdout and stderr lines are the task's output; "
     "exit 0 is done, anything else failed",
-    Arg("COMMAND", text, rest=True),
+    Arg("COMMAND", command_line, rest=True),
 )
 async def shell(command: str) -> None:
     process = await asyncio.create_subprocess_shell(
