@@ -35,6 +35,7 @@ from .context import CANCEL_GRACE, CURRENT
 from .engine import Engine, one_line
 from .errors import CommandError
 from .events import Event, Sink
+from .executor import TaskExecutor
 from .instruments import Instrument
 from .kinds import Kind
 from .kinds.processes import kill_groups
@@ -148,7 +149,7 @@ class Daemon:
         asyncio.set_event_loop(loop)
         loop.set_exception_handler(self._on_loop_error)
         loop.set_task_factory(self._task_factory)
-        executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix=WORKER_PREFIX)
+        executor = TaskExecutor(max_workers=32, thread_name_prefix=WORKER_PREFIX)
         loop.set_default_executor(executor)
         serving = loop.create_task(self.serve(frontend, *more), name="taskd:serve")
         serving.add_done_callback(lambda _: loop.stop())
