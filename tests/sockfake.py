@@ -23,7 +23,7 @@ from taskd.sockpath import SocketError
 
 class FakeDaemon:
     """Commands: echo WORDS, lines N, fail MESSAGE, wait, emit N, status --json, end,
-    crash, sleepy (awaits once, then echoes)."""
+    crash, sleepy (awaits once, then echoes), waiting (how many waits run)."""
 
     def __init__(self) -> None:
         self.bus = EventBus()
@@ -57,6 +57,8 @@ class FakeDaemon:
                 raise
             finally:
                 self.waiting -= 1
+        elif word == "waiting":
+            reply.out(str(self.waiting))
         elif word == "sleepy":
             await asyncio.sleep(0)
             reply.out(rest)
