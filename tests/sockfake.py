@@ -2,7 +2,7 @@
 
 It implements exactly what taskd.frontends.sockserver asks of a daemon (execute with
 a Reply, bus, request_end, report), with a few commands made for the tests. Run as a
-program (`python tests/sockfake.py PATH`) it is a real serving process: it prints
+program (`python tests/sockfake.py PATH [uvloop]`) it is a real serving process: it prints
 "ready" once listening and exits once `end` was asked and the server has closed.
 """
 
@@ -106,4 +106,8 @@ async def serve(path: str) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[2:] == ["uvloop"]:
+        import uvloop
+
+        uvloop.install()
     sys.exit(asyncio.run(serve(sys.argv[1])))

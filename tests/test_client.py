@@ -37,11 +37,20 @@ class Served:
         self.proc = proc
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+def _loops() -> list[str]:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return ["asyncio"]
+    return ["asyncio", "uvloop"]
+
+
+@pytest.fixture(params=_loops())
+def served(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Served]:
+    """The server on each loop taskd runs on (uvloop's transports differ)."""
     path = str(tmp_path / "run" / "taskd.sock")
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "sockfake.py"), path],
+        [sys.executable, str(HERE / "sockfake.py"), path, request.param],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

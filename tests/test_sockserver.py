@@ -503,7 +503,10 @@ except BrokenPipeError:
 s.settimeout(30)
 data = b""
 while True:
-    chunk = s.recv(4096)
+    try:
+        chunk = s.recv(4096)
+    except ConnectionResetError:
+        break  # closed with our request unread: the lines before still arrived
     if not chunk:
         break
     data += chunk

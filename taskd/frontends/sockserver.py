@@ -17,7 +17,7 @@ import select
 import stat
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from .. import __version__, protocol
 from ..errors import CommandError
@@ -101,8 +101,8 @@ class Connection(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, yet behave as one.
+        self._transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         try:
             allowed, uid = peer_allowed(sock)
