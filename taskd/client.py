@@ -458,3 +458,51 @@ def stop(socket_path: str, timeout: float = STOP_WAIT) -> int:
         )
         return FAILED
     return OK
+
+
+# -- console -------------------------------------------------------------------------
+
+
+def console(socket_path: str) -> int:
+    """`taskd console`: the daemon's Python console, relayed between this terminal
+    (or pipe) and the console socket until either side ends."""
+    from .sockpath import console_path
+
+    path = console_path(socket_path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+        sock.close()
+        print(no_daemon(socket_path), file=sys.stderr)
+        return NO_DAEMON
+    except OSError as exc:
+        sock.close()
+        print(f"taskd: error: cannot reach {path}: {exc.strerror}", file=sys.stderr)
+        return USAGE
+    stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
+    watched: list[Any] = [sock, stdin]
+    try:
+        while True:
+            readable, _, _ = select.select(watched, [], [])
+            if sock in readable:
+                data = sock.recv(1 << 16)
+                if not data:
+                    return OK  # the console ended (Ctrl-D, or the daemon ended)
+                try:
+                    os.write(stdout, data)
+                except BrokenPipeError:
+                    return FAILED
+            if stdin in readable:
+                data = os.read(stdin, 1 << 16)
+                if not data:
+                    sock.shutdown(socket.SHUT_WR)  # end of input: the console ends
+                    watched.remove(stdin)
+                else:
+                    sock.sendall(data)
+    except KeyboardInterrupt:
+        return 130
+    except OSError:
+        return OK  # the daemon went away mid-session
+    finally:
+        sock.close()

@@ -24,6 +24,7 @@ from . import formatting
 from .errors import CommandError, shown
 from .fragments import Fragments
 from .kinds._spec import seconds
+from .lag import LagMeter
 from .reply import Reply
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ class Control(Protocol):
     """What commands may ask of the daemon itself."""
 
     ending: bool
+    started: float  # time.monotonic() when the daemon started
+    lag: LagMeter
 
     def request_end(self, signum: int | None = None) -> None: ...
 
@@ -335,9 +338,13 @@ async def _log(ctx: Context, args: Args) -> None:
         ctx.reply.out(f"logging to {args.words[0]} ({fmt})")
 
 
-@command("kinds", "list the task kinds and their arguments")
+@command("kinds", "list the task kinds and their arguments", flags=("--json",))
 async def _kinds(ctx: Context, args: Args) -> None:
     kinds = ctx.engine.kinds.values()
+    if "--json" in args.flags:
+        items = [{"name": k.name, "usage": k.usage, "summary": k.summary} for k in kinds]
+        ctx.reply.out(json.dumps(items, ensure_ascii=False))
+        return
     width = max(len(k.usage) for k in kinds)
     ctx.reply.lines([f"{kind.usage.ljust(width)}  {kind.summary}" for kind in kinds])
 
@@ -370,3 +377,7 @@ def help_text(name: str | None = None) -> str:
             "End of input means end. 'help COMMAND' for more.",
         ]
     )
+
+
+# Commands of other rooms register themselves in the same table.
+from . import commands_daemon  # noqa: E402, F401

@@ -42,6 +42,9 @@ class Config:
     log_format: str = "text"
     stall_threshold: float = 0.5
     loop: str = "asyncio"
+    socket: str = ""
+    serve: bool = False
+    client_buffer: int = 4 << 20
     kinds: dict[str, str] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
 
@@ -96,6 +99,8 @@ def _check(values: dict[str, Any], source: str, defaults: dict[str, Any]) -> dic
         elif key in _LIMITS and not 0 <= value <= _LIMITS[key]:
             limit = _LIMITS[key]
             raise ConfigError(source, f"expected a finite number >= 0 and <= {limit:g}", key)
+        elif key == "client_buffer" and not 64 * 1024 <= value <= 1 << 30:
+            raise ConfigError(source, "expected bytes from 65536 to 1073741824", key)
         elif key == "history" and value < 0:
             raise ConfigError(source, "expected a number >= 0", key)
         checked[key] = value

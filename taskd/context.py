@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 CURRENT: ContextVar[TaskRecord | None] = ContextVar("taskd_current", default=None)
 CANCEL_GRACE: ContextVar[float] = ContextVar("taskd_cancel_grace", default=2.0)
+# Set in a console connection's task: the tasks its code starts are cancelled at `end`.
+IN_CONSOLE: ContextVar[bool] = ContextVar("taskd_in_console", default=False)
 
 
 def current_name() -> str | None:

@@ -22,6 +22,7 @@ from typing import Any, Protocol, cast
 from .. import __version__, protocol
 from ..errors import CommandError
 from ..events import Event
+from ..fragments import Line, plain
 from ..sockpath import SocketError, peer_allowed, pid_path, prepare_folder, probe, read_pid
 
 MAX_BUFFER = 4 << 20  # bytes queued for one client before it is cut off
@@ -49,9 +50,9 @@ class ServedDaemon(Protocol):
 
 
 def _present(event: Event) -> str | None:
-    from ..formatting import present  # the engine's side; imported when first needed
+    from ..formatting import present_plain  # the engine's side; imported when first needed
 
-    return present(event)
+    return present_plain(event)
 
 
 class Reply:
@@ -67,8 +68,16 @@ class Reply:
         self._rid = rid
         self.width: int | None = None
 
-    def out(self, text: str) -> None:
+    def out(self, line: Line) -> None:
+        text = line if isinstance(line, str) else plain(line)
         self._conn.send(protocol.out(self._rid, text.removesuffix("\n")))
+
+    def lines(self, lines: list[Line]) -> None:
+        for line in lines:
+            self.out(line)
+
+    def notice(self, text: str) -> None:
+        self._conn.send(protocol.err(self._rid, text.removesuffix("\n")))
 
     def err(self, text: str) -> None:
         self._conn.send(protocol.err(self._rid, text.removesuffix("\n")))
