@@ -61,7 +61,10 @@ class ServedFrontend:
             await server.start(self.path)
         except SocketError as exc:
             self.failed = str(exc)
-            daemon.report(f"error: {exc}")
+            if self._output is not None:  # not yet the daemon's: say it here
+                self._output.error(f"taskd: error: {exc}\n")
+            else:
+                daemon.report(f"error: {exc}")
             daemon.exit_status = 2
             daemon.request_end()
             if self._ready is not None:
