@@ -232,8 +232,10 @@ async def _new(ctx: Context, args: Args) -> None:
     "show",
     "list live tasks (--all: finished ones too), as a table or one line of JSON",
     params=(Param("PATTERN", "pattern", optional=True, repeat=True),),
-    flags=("--all", "--json"),
-    usage_text="show [--all] [--json] [PATTERN...]",
+    flags=("--all", "--json", "--tree", "--system"),
+    usage_text="show [--all] [--json] [--tree] [--system] [PATTERN...]",
+    details="--tree puts the tasks a task created (its children, named PARENT/N) "
+    "under it; --system adds taskd's own tasks, the rest of asyncio.all_tasks().",
 )
 async def _show(ctx: Context, args: Args) -> None:
     engine = ctx.engine
@@ -245,6 +247,11 @@ async def _show(ctx: Context, args: Args) -> None:
             records = [r for r in records if not r.finished or r.name in args.words]
     else:
         records = list(engine.registry.records(include))
+    if "--system" in args.flags:
+        records += formatting.system_records(list(engine.registry.live.values()))
+    depths = None
+    if "--tree" in args.flags:
+        records, depths = formatting.tree(records)
     if "--json" in args.flags:
         now = time.monotonic()
         items = [formatting.record_dict(r, now) for r in records]
@@ -252,7 +259,7 @@ async def _show(ctx: Context, args: Args) -> None:
     elif not records:
         ctx.reply.out("no tasks" if not include else "no tasks, live or finished")
     else:
-        ctx.reply.lines(formatting.table(records, ctx.reply.width))  # type: ignore[arg-type]
+        ctx.reply.lines(formatting.table(records, ctx.reply.width, depths))  # type: ignore[arg-type]
 
 
 @command(
@@ -297,8 +304,8 @@ async def _wait(ctx: Context, args: Args) -> None:
     registry = ctx.engine.registry
     if args.words:
         records = registry.select(args.words, include_finished=True)
-    else:
-        records = list(registry.live.values())
+    else:  # the tasks started by `new`: a child is waited for by its parent, or by name
+        records = [r for r in registry.live.values() if r.parent is None]
     await ctx.engine.wait_for(records, timeout)
 
 

@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 import traceback
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -31,7 +30,7 @@ from . import commands, formatting
 from . import events as ev
 from .capture import TaskStream
 from .config import Config
-from .context import CANCEL_GRACE, CURRENT
+from .context import CANCEL_GRACE
 from .engine import Engine, one_line
 from .errors import CommandError
 from .events import Event, Sink
@@ -107,9 +106,6 @@ class Daemon:
         self._saved_std: tuple[Any, Any] | None = None
         self._gc_was_enabled = False
         self._default: Output = output or MemoryOutput()
-        # Tasks that tasks created themselves (asyncio.create_task inside a kind):
-        # not in the registry, yet `end` must cancel them too.
-        self._strays: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     # -- what front-ends and commands use ------------------------------------------
 
@@ -147,7 +143,6 @@ class Daemon:
         loop = self._new_loop()
         asyncio.set_event_loop(loop)
         loop.set_exception_handler(self._on_loop_error)
-        loop.set_task_factory(self._task_factory)
         executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix=WORKER_PREFIX)
         loop.set_default_executor(executor)
         serving = loop.create_task(self.serve(frontend, *more), name="taskd:serve")
@@ -173,6 +168,9 @@ class Daemon:
 
     async def serve(self, *frontends: Frontend) -> None:
         CANCEL_GRACE.set(self.config.cancel_grace)  # inherited by every task from here on
+        loop = asyncio.get_running_loop()
+        factory = loop.get_task_factory()
+        loop.set_task_factory(self.engine.task_factory)  # tasks made by tasks: children
         self._end_requested = asyncio.Event()
         self._hurry = asyncio.Event()
         self.frontends = list(frontends)
@@ -195,6 +193,7 @@ class Daemon:
             self._remove_signals()
             for frontend in frontends:
                 await frontend.aclose()
+            loop.set_task_factory(factory)
 
     def _present_to(self, output: Output) -> None:
         """Show task events on OUTPUT: styled when it can show styles, else plain."""
@@ -267,20 +266,12 @@ class Daemon:
         engine = self.engine
         live = list(engine.registry.live.values())
         tasks = engine.cancel_now(live)
-        strays = [t for t in self._strays if not t.done()]
-        for task in strays:
-            task.cancel()
-        tasks.extend(strays)
         if tasks:
             await self._wait_or_hurry(tasks, self.config.cancel_grace)
         # A shell task still running here was abandoned (or hurried): its processes
         # must not outlive taskd all the same.
         kill_groups()
         stuck = [r for r in live if not r.finished]
-        for task in strays:
-            if not task.done():
-                task._log_destroy_pending = False  # type: ignore[attr-defined]
-                self.report(f"abandoned {task.get_name()}, a task started by a task, still running")
         engine.abandon(stuck)
         if stuck:
             self.report(
@@ -356,14 +347,6 @@ class Daemon:
         if self._saved_std is not None:
             sys.stdout, sys.stderr = self._saved_std
             self._saved_std = None
-
-    def _task_factory(
-        self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
-    ) -> asyncio.Task[Any]:
-        task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **kwargs)
-        if CURRENT.get() is not None and "context" not in kwargs:
-            self._strays.add(task)  # created inside a taskd task, by its own code
-        return task
 
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """taskd's own exception handler: one line for the user, the rest to the log."""

@@ -7,6 +7,7 @@ terminal colours the pieces by what they are. Nothing ever re-parses these lines
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from .events import DONE, FAILED, OUTPUT, Event
 from .fragments import Fragments
 from .registry import State, TaskRecord
+from .width import cut, cwidth, fit
 
 COLUMNS = ("NAME", "KIND", "STATE", "AGE", "DETAIL")
 
@@ -50,28 +52,35 @@ def detail(record: TaskRecord) -> str:
     return record.last_line
 
 
-def table(records: list[TaskRecord], width: int | None = None) -> list[Fragments]:
-    """`show`'s table; with WIDTH, each row is cut to fit it."""
-    # One format call a row and column widths from max(map(len)): `show` must stay
-    # quick at 10,000 rows while they all tick (tests/bench, scenario responsive).
+def table(
+    records: list[TaskRecord], width: int | None = None, depths: list[int] | None = None
+) -> list[Fragments]:
+    """`show`'s table, aligned by display width (`別のタスク` takes 10 columns); with
+    WIDTH, each row is cut to fit it; DEPTHS indent each name (`show --tree`)."""
+    # One pass per column and plain string padding: `show` must stay quick at
+    # 10,000 rows while they all tick (tests/bench, scenario responsive).
     now = time.monotonic()
     names = [r.name for r in records]
+    if depths is not None:
+        names = ["  " * d + n for d, n in zip(depths, names, strict=True)]
     kinds = [r.kind for r in records]
     states = [str(r.state.value) for r in records]
-    ages = [duration(r.runtime(now)) for r in records]
+    ages = [duration(r.runtime(now)) if r.started_at else "-" for r in records]
+    cols = (names, kinds, states, ages)
+    sizes = [list(map(cwidth, col)) for col in cols]
     w = [
-        max(len(head), max(map(len, col), default=0))
-        for head, col in zip(COLUMNS, (names, kinds, states, ages), strict=False)
+        max(len(head), max(size, default=0))
+        for head, size in zip(COLUMNS, sizes, strict=False)
     ]
-    rest = f"  {{:<{w[1]}}}  {{:<{w[2]}}}  {{:<{w[3]}}}  {{}}".format
-    header = (COLUMNS[0].ljust(w[0]) + rest(*COLUMNS[1:])).rstrip()
+    header = "  ".join(head.ljust(n) for head, n in zip(COLUMNS, w, strict=False))
+    header = (header + "  " + COLUMNS[4]).rstrip()
     lines: list[Fragments] = [[("header", _cut(header, width))]]
-    for name, kind, state, age, text in zip(
-        names, kinds, states, ages, map(detail, records), strict=True
+    for i, (name, kind, state, age, text) in enumerate(
+        zip(names, kinds, states, ages, map(detail, records), strict=True)
     ):
         row = [
             ("task", name),
-            ("", " " * (w[0] - len(name)) + "  " + kind.ljust(w[1]) + "  "),
+            ("", " " * (w[0] - sizes[0][i]) + "  " + kind + " " * (w[1] - sizes[1][i]) + "  "),
             ("state-" + state, state),
             ("", (" " * (w[2] - len(state)) + "  " + age.ljust(w[3]) + "  " + text).rstrip()),
         ]
@@ -79,24 +88,65 @@ def table(records: list[TaskRecord], width: int | None = None) -> list[Fragments
     return lines
 
 
+def tree(records: list[TaskRecord]) -> tuple[list[TaskRecord], list[int]]:
+    """RECORDS with each task's children right under it; and each one's depth."""
+    by_name = {r.name: r for r in records}
+    children: dict[str, list[TaskRecord]] = {}
+    roots = []
+    for record in records:
+        if record.parent is not None and record.parent in by_name:
+            children.setdefault(record.parent, []).append(record)
+        else:
+            roots.append(record)
+    ordered: list[TaskRecord] = []
+    depths: list[int] = []
+    stack = [(r, 0) for r in reversed(roots)]
+    while stack:
+        record, depth = stack.pop()
+        ordered.append(record)
+        depths.append(depth)
+        stack.extend((c, depth + 1) for c in reversed(children.get(record.name, [])))
+    return ordered, depths
+
+
+SYSTEM_KIND = "(taskd)"
+
+
+def system_records(live: list[TaskRecord]) -> list[TaskRecord]:
+    """Rows for the loop's other tasks (asyncio.all_tasks()): taskd's own machinery,
+    the front-ends, the log writer... as `show --system` lists them."""
+    ours = {id(r.task) for r in live if r.task is not None}
+    rows = []
+    for task in sorted(asyncio.all_tasks(), key=lambda t: t.get_name()):
+        if id(task) in ours:
+            continue
+        row = TaskRecord(task.get_name(), SYSTEM_KIND, ())
+        row.started_at = 0.0  # not known: the age column says "-"
+        coro = task.get_coro()
+        row.last_line = getattr(coro, "__qualname__", type(coro).__name__)
+        rows.append(row)
+    return rows
+
+
 def _cut(text: str, width: int | None) -> str:
-    if width is None or len(text) <= width:
+    if width is None:
         return text
-    return text[: max(width - 1, 0)] + "…"
+    return cut(text, width)
 
 
 def _cut_fragments(line: Fragments, width: int) -> Fragments:
-    """LINE cut to WIDTH characters (an ellipsis at the cut), styles kept."""
-    if sum(len(text) for _, text in line) <= width:
+    """LINE cut to WIDTH columns (an ellipsis at the cut), styles kept."""
+    if sum(cwidth(text) for _, text in line) <= width:
         return line
     out: Fragments = []
     room = max(width - 1, 0)
     for style, text in line:
-        if len(text) >= room:
-            out.append((style, text[:room]))
+        size = cwidth(text)
+        if size >= room:
+            out.append((style, fit(text, room)))
             break
         out.append((style, text))
-        room -= len(text)
+        room -= size
     out.append(("", "…"))
     return out
 
@@ -116,6 +166,7 @@ def record_dict(record: TaskRecord, now: float) -> dict[str, Any]:
         item["ended"] = ending(record)
     if record.error:
         item["error"] = record.error
+    item["parent"] = record.parent  # the task that created it, or None
     return item
 
 

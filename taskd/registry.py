@@ -56,6 +56,8 @@ class TaskRecord:
         "options",
         "restarts",
         "restored",
+        "parent",
+        "children",
     )
 
     def __init__(self, name: str, kind: str, args: tuple[str, ...]) -> None:
@@ -75,6 +77,8 @@ class TaskRecord:
         self.options: TaskOptions | None = None  # None: the defaults
         self.restarts = 0
         self.restored = False  # started again from the state file
+        self.parent: str | None = None  # the name of the taskd task that created it
+        self.children = 0  # how many tasks it has created (its children's numbers)
 
     @property
     def finished(self) -> bool:

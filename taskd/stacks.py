@@ -8,7 +8,12 @@ for a taskd task is the step wrapper. This walks the chain of awaits itself
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+import traceback
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 
@@ -42,3 +47,83 @@ def walk(awaitable: Any, most: int = 100) -> tuple[list[Frame], Any]:
             return frames, None
         current = nxt
     return frames, None
+
+
+# -- what people are shown: the kind's frames, not taskd's ---------------------------
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_SHOWN = (_PACKAGE + "kinds" + os.sep, _PACKAGE + "examples" + os.sep)
+MAX_FRAMES = 30  # frames of a stored traceback (the innermost ones)
+
+
+def hidden(file: str) -> bool:
+    """Whether FILE is taskd's own machinery (its wrappers), not a kind's code."""
+    return file.startswith(_PACKAGE) and not file.startswith(_SHOWN)
+
+
+def own_frames(awaitable: Any) -> tuple[list[Frame], Any]:
+    """walk(), without taskd's wrapper frames."""
+    frames, waiting = walk(awaitable)
+    return [f for f in frames if not hidden(f.file)], waiting
+
+
+def short_path(file: str) -> str:
+    """FILE relative to the import path entry it lies under (asyncio/tasks.py,
+    taskd/kinds/basic.py), or as it is."""
+    best = ""
+    for entry in sys.path:
+        if entry and file.startswith(entry.rstrip(os.sep) + os.sep) and len(entry) > len(best):
+            best = entry.rstrip(os.sep) + os.sep
+    return file[len(best):] if best else file
+
+
+def function_name(frame: Frame) -> str:
+    """`asyncio.sleep` for asyncio's own functions, the bare name for the others."""
+    if f"{os.sep}asyncio{os.sep}" in frame.file:
+        return f"asyncio.{frame.function}"
+    return frame.function
+
+
+def awaiting(task: asyncio.Task[Any] | None) -> str:
+    """What TASK's innermost coroutine is awaiting, by function name ('asyncio.sleep'),
+    or '' when it is not suspended in an await of its own."""
+    if task is None or task.done():
+        return ""
+    frames, _ = own_frames(task.get_coro())
+    return function_name(frames[-1]) if frames else ""
+
+
+def describe(waiting: Any) -> str:
+    """A short description of the object at the bottom of an await chain."""
+    if waiting is None:
+        return "nothing (it has not started, or is being resumed)"
+    if isinstance(waiting, asyncio.Task):
+        return f"task {waiting.get_name()}"
+    if isinstance(waiting, asyncio.Future):
+        return "a Future (done)" if waiting.done() else "a Future (pending)"
+    return type(waiting).__name__
+
+
+def exception_text(exc: BaseException, most: int = MAX_FRAMES) -> str:
+    """EXC's traceback as text without taskd's frames, its last MOST frames only."""
+    entries = [
+        (tb.tb_frame.f_code.co_filename, tb.tb_lineno, tb.tb_frame.f_code.co_name)
+        for tb in _tracebacks(exc.__traceback__)
+    ]
+    kept = [e for e in entries if not hidden(e[0])]
+    head = ["Traceback (most recent call last):\n"]
+    if len(kept) > most:
+        head.append(f"  ... {len(kept) - most} earlier frames left out\n")
+        kept = kept[-most:]
+    summary = traceback.StackSummary.from_list(
+        [traceback.FrameSummary(f, n, name) for f, n, name in kept]
+    )
+    return "".join(head + summary.format() + traceback.format_exception_only(exc))
+
+
+def _tracebacks(tb: TracebackType | None) -> list[TracebackType]:
+    found: list[TracebackType] = []
+    while tb is not None and len(found) < 10_000:
+        found.append(tb)
+        tb = tb.tb_next
+    return found
