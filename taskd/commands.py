@@ -377,3 +377,6 @@ def help_text(name: str | None = None) -> str:
             "End of input means end. 'help COMMAND' for more.",
         ]
     )
+
+
+from . import commands_teach  # noqa: E402, F401  (registers where, explain, examples)

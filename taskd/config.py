@@ -37,6 +37,9 @@ class Config:
     log_format: str = "text"
     stall_threshold: float = 0.5
     loop: str = "asyncio"
+    explain: bool = False
+    workers: int = 32
+    lang: str = ""
     kinds: dict[str, str] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
 
@@ -92,6 +95,10 @@ def _check(values: dict[str, Any], source: str, defaults: dict[str, Any]) -> dic
             raise ConfigError(source, "expected a finite number >= 0", key)
         elif key == "history" and value < 0:
             raise ConfigError(source, "expected a number >= 0", key)
+        elif key == "workers" and not 1 <= value <= 1024:
+            raise ConfigError(source, "expected a number from 1 to 1024", key)
+        elif key == "lang" and value not in ("", "en", "ja"):
+            raise ConfigError(source, 'expected "", "en" or "ja"', key)
         checked[key] = value
     return checked
 

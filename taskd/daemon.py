@@ -37,6 +37,7 @@ from .events import Event, Sink
 from .instruments import Instrument
 from .kinds import Kind
 from .kinds.processes import kill_groups
+from .narrate import Narrator
 from .output import MemoryOutput, Output
 from .registry import Registry, TaskRecord
 from .reply import Reply
@@ -94,6 +95,8 @@ class Daemon:
         tests); by default they are kept in memory."""
         self.config = config
         self.engine = Engine(config, kinds, report=self._notice)
+        self.narrator = Narrator(self.engine)  # `explain on|off`
+        self.narrator.switch(config.explain)
         self.exit_status = 0
         self.ending = False
         self.abandoned_tasks: list[TaskRecord] = []
@@ -121,7 +124,15 @@ class Daemon:
         """Run one command line for whoever REPLY belongs to; CommandError says what
         was wrong (and nothing changed)."""
         ctx = commands.Context(self.engine, self, reply or self.primary_reply())
-        await commands.execute(ctx, line)
+        narrator = self.narrator
+        if not narrator.on:
+            await commands.execute(ctx, line)
+            return
+        note = narrator.before(line)  # what a `cancel` interrupts, before it does
+        try:
+            await commands.execute(ctx, line)
+        finally:
+            narrator.after(note)
 
     def primary_reply(self) -> Reply:
         """The reply channel of the first front-end (standard output)."""

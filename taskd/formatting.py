@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from .events import DONE, FAILED, OUTPUT, Event
+from .events import DONE, EXPLAIN, FAILED, OUTPUT, Event
 from .fragments import Fragments
 from .registry import State, TaskRecord
 from .width import cut, cwidth, fit
@@ -182,6 +182,8 @@ def present(event: Event) -> Fragments | None:
         runtime = duration(event.fields["runtime_s"])
         error = event.fields["error"]
         return [("task", event.task), ("failed", f" failed after {runtime}: {error}")]
+    if event.event == EXPLAIN:
+        return [("explain", f"explain: {event.fields['text']}")]
     return None
 
 

@@ -9,6 +9,7 @@ for a taskd task is the step wrapper. This walks the chain of awaits itself
 from __future__ import annotations
 
 import asyncio
+import linecache
 import os
 import sys
 import traceback
@@ -101,6 +102,8 @@ def describe(waiting: Any) -> str:
         return f"task {waiting.get_name()}"
     if isinstance(waiting, asyncio.Future):
         return "a Future (done)" if waiting.done() else "a Future (pending)"
+    if type(waiting).__name__ == "FutureIter":  # a Future's own __await__, in C
+        return "a Future"
     return type(waiting).__name__
 
 
@@ -116,9 +119,13 @@ def exception_text(exc: BaseException, most: int = MAX_FRAMES) -> str:
         head.append(f"  ... {len(kept) - most} earlier frames left out\n")
         kept = kept[-most:]
     summary = traceback.StackSummary.from_list(
-        [traceback.FrameSummary(f, n, name) for f, n, name in kept]
+        [traceback.FrameSummary(short_path(f), n, name, line=_source(f, n)) for f, n, name in kept]
     )
     return "".join(head + summary.format() + traceback.format_exception_only(exc))
+
+
+def _source(file: str, line: int) -> str:
+    return linecache.getline(file, line).strip()
 
 
 def _tracebacks(tb: TracebackType | None) -> list[TracebackType]:
