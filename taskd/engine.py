@@ -22,6 +22,7 @@ from .config import Config
 from .context import CANCEL_GRACE, CURRENT
 from .errors import CommandError, shown
 from .eventlog import EventLog, wait_closed
+from .i18n import _
 from .instruments import Instruments, Stepped
 from .kinds import Kind, KindFunc, load_kinds
 from .registry import Registry, State, TaskRecord, check_name
@@ -130,8 +131,13 @@ class Engine:
         if found is not None:
             return found
         close = difflib.get_close_matches(name, self.kinds, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else "; 'kinds' lists them"
-        raise CommandError(f"unknown kind {shown(name)}{hint}")
+        if close:
+            raise CommandError(
+                _("unknown kind {name} (did you mean {close}?)").format(
+                    name=shown(name), close=repr(close[0])
+                )
+            )
+        raise CommandError(_("unknown kind {name}; 'kinds' lists them").format(name=shown(name)))
 
     def spawn(self, kind_name: str, words: list[str], name: str | None = None) -> TaskRecord:
         """Start a task of KIND with WORDS; CommandError (and no change) if they are bad."""
@@ -329,10 +335,14 @@ class Engine:
         self.settle(records)
         tasks = [r.task for r in records if r.task is not None and not r.task.done()]
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            _done, pending = await asyncio.wait(tasks, timeout=timeout)
             if pending:
                 still = [r for r in records if not r.finished]
-                raise CommandError(f"timed out after {timeout:g}s; still running: {_names(still)}")
+                raise CommandError(
+                    _("timed out after {timeout:g}s; still running: {names}").format(
+                        timeout=timeout, names=_names(still)
+                    )
+                )
         failed = [r for r in records if r.state is State.FAILED]
         if failed:
             raise CommandError(

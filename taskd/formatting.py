@@ -8,6 +8,7 @@ terminal colours the pieces by what they are. Nothing ever re-parses these lines
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from .events import DONE, EXPLAIN, FAILED, OUTPUT, Event
 from .fragments import Fragments
 from .registry import State, TaskRecord
-from .width import cut, cwidth, fit
+from .width import cut, cwidth, fit, ljust
 
 COLUMNS = ("NAME", "KIND", "STATE", "AGE", "DETAIL")
 
@@ -149,6 +150,73 @@ def _cut_fragments(line: Fragments, width: int) -> Fragments:
         room -= size
     out.append(("", "…"))
     return out
+
+
+def two_columns(
+    rows: list[tuple[str, str]], width: int | None, indent: str = ""
+) -> list[str]:
+    """`help`'s and `kinds`' list: a left column padded by display width, the text
+    beside it wrapped at word boundaries to WIDTH; a left cell too wide to leave the
+    text a fair share goes on a line of its own, the text under it."""
+    left = max((cwidth(a) for a, _ in rows), default=0)
+    lines: list[str] = []
+    for first, text in rows:
+        if width is None:
+            lines.append(f"{indent}{ljust(first, left)}  {text}".rstrip())
+            continue
+        room = width - cwidth(indent) - left - 2
+        if room >= max(20, width // 3):
+            pad = " " * (cwidth(indent) + left + 2)
+            for i, part in enumerate(wrap(text, room)):
+                lines.append(f"{indent}{ljust(first, left)}  {part}" if i == 0 else pad + part)
+            continue
+        lines += wrap_indented(first, width, indent)
+        lines += wrap_indented(text, width, indent + "    ")
+    return lines
+
+
+# A space run; a wide character (with a closing mark after it: no line starts with
+# 。 or ）); a run of narrow ones (a word).
+_TOKENS = re.compile(
+    r"(\s+)|([\u1100-\uffff][、。）」』，．]*)|([^\s\u1100-\uffff]+)"
+)
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """TEXT in lines of at most WIDTH columns, broken at spaces or between wide
+    characters (Japanese has no spaces), never inside a word of narrow ones unless
+    it is wider than a line."""
+    width = max(1, width)
+    lines: list[str] = []
+    line = ""
+    space = False
+    for gap, wide, word in _TOKENS.findall(text):
+        if gap:
+            space = True
+            continue
+        piece = wide or word
+        joined = f"{line} {piece}" if (line and space) else line + piece
+        space = False
+        if cwidth(joined) <= width:
+            line = joined
+            continue
+        if line:
+            lines.append(line)
+        while cwidth(piece) > width:
+            head = fit(piece, width) or piece[0]
+            lines.append(head)
+            piece = piece[len(head):]
+        line = piece
+    if line or not lines:
+        lines.append(line)
+    return lines
+
+
+def wrap_indented(text: str, width: int | None, indent: str = "") -> list[str]:
+    """TEXT wrapped at word boundaries to WIDTH columns, each line after INDENT."""
+    if width is None:
+        return [indent + text]
+    return [indent + part for part in wrap(text, max(width - cwidth(indent), 10))]
 
 
 def record_dict(record: TaskRecord, now: float) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
 from .errors import CommandError, shown
+from .i18n import _
 
 if TYPE_CHECKING:
     from .supervise import TaskOptions
@@ -96,13 +97,19 @@ def is_pattern(text: str) -> bool:
 def check_name(name: str) -> str:
     """Return NAME if it is a valid task name, else raise CommandError."""
     if not name:
-        raise CommandError("a task name cannot be empty")
+        raise CommandError(_("a task name cannot be empty"))
     if len(name) > MAX_NAME:
-        raise CommandError(f"task name too long ({len(name)} characters; at most {MAX_NAME})")
+        raise CommandError(
+            _("task name too long ({length} characters; at most {most})").format(
+                length=len(name), most=MAX_NAME
+            )
+        )
     for char in name:
         if not (char.isalnum() or char in "-_."):
             raise CommandError(
-                f"invalid task name {shown(name)}: use letters, digits, '-', '_' and '.'"
+                _("invalid task name {name}: use letters, digits, '-', '_' and '.'").format(
+                    name=shown(name)
+                )
             )
     return name
 
@@ -137,7 +144,7 @@ class Registry:
         """Raise CommandError unless NAME is free for a new task."""
         check_name(name)
         if name in self.live:
-            raise CommandError(f"a task named {shown(name)} is already running")
+            raise CommandError(_("a task named {name} is already running").format(name=shown(name)))
 
     def add(self, record: TaskRecord) -> None:
         self.history.pop(record.name, None)  # a finished name may be used again
@@ -169,12 +176,12 @@ class Registry:
             if is_pattern(spec):
                 hits = [r for r in self.records(include_finished) if fnmatchcase(r.name, spec)]
                 if not hits:
-                    raise CommandError(f"no task matches {shown(spec)}")
+                    raise CommandError(_("no task matches {pattern}").format(pattern=shown(spec)))
                 for record in hits:
                     chosen.setdefault(record.name, record)
             else:
                 found = self.get(spec)
                 if found is None:
-                    raise CommandError(f"no task named {shown(spec)}")
+                    raise CommandError(_("no task named {name}").format(name=shown(spec)))
                 chosen.setdefault(found.name, found)
         return list(chosen.values())

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CommandError, shown
+from ..i18n import _
 
 KindFunc = Callable[..., Awaitable[object]]
 _REQUIRED: Any = object()
@@ -23,9 +24,15 @@ def _number(label: str, text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise CommandError(f"{label}: expected a number, got {shown(text)}") from None
+        raise CommandError(
+            _("{label}: expected a number, got {text}").format(label=label, text=shown(text))
+        ) from None
     if not math.isfinite(value):
-        raise CommandError(f"{label}: expected a finite number, got {shown(text)}")
+        raise CommandError(
+            _("{label}: expected a finite number, got {text}").format(
+                label=label, text=shown(text)
+            )
+        )
     return value
 
 
@@ -33,18 +40,21 @@ def seconds(label: str, text: str) -> float:
     """A duration: a finite number >= 0."""
     value = _number(label, text)
     if value < 0:
-        raise CommandError(f"{label}: expected seconds >= 0, got {shown(text)}")
+        raise CommandError(
+            _("{label}: expected seconds >= 0, got {text}").format(label=label, text=shown(text))
+        )
     return value
 
 
 def count(label: str, text: str) -> int:
     """A whole number >= 1."""
+    message = _("{label}: expected a whole number >= 1, got {text}")
     try:
         value = int(text)
     except ValueError:
-        raise CommandError(f"{label}: expected a whole number >= 1, got {shown(text)}") from None
+        raise CommandError(message.format(label=label, text=shown(text))) from None
     if value < 1:
-        raise CommandError(f"{label}: expected a whole number >= 1, got {shown(text)}")
+        raise CommandError(message.format(label=label, text=shown(text)))
     return value
 
 
@@ -52,7 +62,11 @@ def probability(label: str, text: str) -> float:
     """A probability in (0, 1]."""
     value = _number(label, text)
     if not 0 < value <= 1:
-        raise CommandError(f"{label}: expected a probability in (0, 1], got {shown(text)}")
+        raise CommandError(
+            _("{label}: expected a probability in (0, 1], got {text}").format(
+                label=label, text=shown(text)
+            )
+        )
     return value
 
 
@@ -107,7 +121,11 @@ class Kind:
             try:
                 inspect.signature(self.func).bind(*words)
             except TypeError as exc:
-                raise CommandError(f"{self.name}: {exc} (usage: {self.usage})") from None
+                raise CommandError(
+                    _("{kind}: {error} (usage: {usage})").format(
+                        kind=self.name, error=exc, usage=self.usage
+                    )
+                ) from None
             return list(words)
         values: list[Any] = []
         words = list(words)
@@ -120,13 +138,21 @@ class Kind:
             elif words:
                 values.append(arg.convert(arg.name, words.pop(0)))
             elif arg.required:
-                raise CommandError(f"{self.name} needs {arg.name} (usage: {self.usage})")
+                raise CommandError(
+                    _("{kind} needs {arg} (usage: {usage})").format(
+                        kind=self.name, arg=arg.name, usage=self.usage
+                    )
+                )
             else:
                 values.append(arg.default)
         if words:
+            template = (
+                _("{kind} takes at most {count} argument (usage: {usage})")
+                if len(self.args) == 1
+                else _("{kind} takes at most {count} arguments (usage: {usage})")
+            )
             raise CommandError(
-                f"{self.name} takes at most {len(self.args)} argument"
-                f"{'' if len(self.args) == 1 else 's'} (usage: {self.usage})"
+                template.format(kind=self.name, count=len(self.args), usage=self.usage)
             )
         return values
 
