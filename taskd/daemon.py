@@ -85,6 +85,37 @@ class _Reaper(Instrument):
         kill_groups()
 
 
+class _CountingExecutor(ThreadPoolExecutor):
+    """The default executor, counting the calls handed to it that have not finished
+    (`busy`): when they are as many as its workers, the next one waits in its queue,
+    and `blocking` can say so."""
+
+    def __init__(self, workers: int, thread_name_prefix: str = "") -> None:
+        super().__init__(max_workers=workers, thread_name_prefix=thread_name_prefix)
+        self.workers = workers
+        self.busy = 0
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            self.busy += 1
+        try:
+            return super().submit(self._counted, fn, *args, **kwargs)
+        except BaseException:
+            self._done()
+            raise
+
+    def _counted(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._lock:
+            self.busy -= 1
+
+
 class Daemon:
     """An Engine hosted on its own event loop, from start to a bounded end."""
 
@@ -154,7 +185,7 @@ class Daemon:
         loop = self._new_loop()
         asyncio.set_event_loop(loop)
         loop.set_exception_handler(self._on_loop_error)
-        executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix=WORKER_PREFIX)
+        executor = _CountingExecutor(self.config.workers, thread_name_prefix=WORKER_PREFIX)
         loop.set_default_executor(executor)
         serving = loop.create_task(self.serve(frontend, *more), name="taskd:serve")
         serving.add_done_callback(lambda _: loop.stop())
