@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import difflib
+import os
 import reprlib
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from types import CodeType
 from typing import Any
 
 from . import events as ev
 from .config import Config
-from .context import CANCEL_GRACE, CURRENT
+from .context import CANCEL_GRACE, CURRENT, MACHINERY
 from .errors import CommandError, shown
 from .eventlog import EventLog, wait_closed
 from .i18n import _
@@ -68,6 +70,20 @@ async def _guarded_child(
         return await coro
     except (KeyboardInterrupt, SystemExit) as exc:
         raise TaskExit(f"the task raised {type(exc).__name__}({_safe(str, exc)})") from exc
+
+
+_ASYNCIO = os.path.dirname(asyncio.__file__) + os.sep
+
+
+def _plumbing(coro: Any) -> bool:
+    """A task asyncio or a built-in kind makes for itself (a subprocess's
+    _connect_pipes, a wait_for of taskd's helper): not a child anyone created."""
+    code: CodeType | None = getattr(coro, "cr_code", None)
+    if code is None:
+        return False
+    if code in MACHINERY:
+        return True
+    return code.co_name.startswith("_") and code.co_filename.startswith(_ASYNCIO)
 
 
 # A returned value is shown bounded: a task may return a list of a million items.
@@ -178,7 +194,7 @@ class Engine:
         task's own code (create_task, gather, TaskGroup, ensure_future) becomes its
         child, a record of its own; any other task is a plain one."""
         parent = CURRENT.get()
-        if parent is None or not asyncio.iscoroutine(coro):
+        if parent is None or not asyncio.iscoroutine(coro) or _plumbing(coro):
             return asyncio.Task(coro, loop=loop, **kwargs)
         given = kwargs.get("context")
         if given is not None and given.get(CURRENT) is not parent:

@@ -18,7 +18,7 @@ import asyncio
 import os
 import signal
 
-from ..context import CANCEL_GRACE
+from ..context import CANCEL_GRACE, machinery
 from ._spec import Arg, builtin, text
 
 CHUNK = 1 << 16
@@ -93,6 +93,7 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+@machinery
 async def _group_gone(pgid: int) -> None:
     """Return once nothing is left running in the group (its leader already reaped)."""
     delay = 0.001
@@ -101,6 +102,7 @@ async def _group_gone(pgid: int) -> None:
         delay = min(delay * 2, 0.05)
 
 
+@machinery
 async def _finish(process: asyncio.subprocess.Process) -> None:
     """Reap the child. Its output is read (and dropped) meanwhile: asyncio's wait()
     returns only once the pipe is closed, and a child that filled the pipe (`yes`)
