@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 from . import formatting
 from .errors import CommandError, shown
 from .fragments import Fragments
+from .i18n import _
 from .kinds._spec import seconds
 from .lag import LagMeter
 from .reply import Reply
@@ -120,7 +121,8 @@ class Command:
         return None
 
     def fail(self, message: str) -> CommandError:
-        return CommandError(f"{message} (usage: {self.usage})")
+        usage = _("{message} (usage: {usage})")
+        return CommandError(usage.format(message=message, usage=self.usage))
 
     def parse(self, tokens: list[str]) -> Args:
         args = Args()
@@ -133,22 +135,34 @@ class Command:
                 option, eq, value = token.partition("=")
                 if option in self.flags:
                     if eq:
-                        raise self.fail(f"{self.name}: {option} takes no value")
+                        raise self.fail(
+                            _("{command}: {option} takes no value").format(
+                                command=self.name, option=option
+                            )
+                        )
                     args.flags.add(option)
                 elif option in self.options:
                     if not eq:
                         value = next(rest, None)  # type: ignore[assignment]
                         if value is None:
-                            raise self.fail(f"{self.name}: {option} needs a value")
+                            raise self.fail(
+                                _("{command}: {option} needs a value").format(
+                                    command=self.name, option=option
+                                )
+                            )
                     args.values[option] = value
                 else:
-                    raise self.fail(f"{self.name}: unknown option {shown(option)}")
+                    raise self.fail(
+                        _("{command}: unknown option {option}").format(
+                            command=self.name, option=shown(option)
+                        )
+                    )
             else:
                 args.words.append(token)
         if len(args.words) < self.min_words:
-            raise self.fail(f"{self.name}: missing arguments")
+            raise self.fail(_("{command}: missing arguments").format(command=self.name))
         if self.max_words is not None and len(args.words) > self.max_words:
-            raise self.fail(f"{self.name}: too many arguments")
+            raise self.fail(_("{command}: too many arguments").format(command=self.name))
         return args
 
 
@@ -177,7 +191,7 @@ def split(line: str) -> list[str]:
     try:
         return shlex.split(line, comments=False, posix=True)
     except ValueError as exc:
-        raise CommandError(f"cannot split the line: {exc}") from None
+        raise CommandError(_("cannot split the line: {error}").format(error=exc)) from None
 
 
 # Words people bring from other tools, and the command that does that here.
@@ -192,8 +206,15 @@ def lookup(name: str) -> Command:
     if found is not None:
         return found
     close = [_MEANT[name]] if name in _MEANT else difflib.get_close_matches(name, COMMANDS, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else "; 'help' lists the commands"
-    raise CommandError(f"unknown command {shown(name)}{hint}")
+    if close:
+        raise CommandError(
+            _("unknown command {name} (did you mean {close}?)").format(
+                name=shown(name), close=repr(close[0])
+            )
+        )
+    raise CommandError(
+        _("unknown command {name}; 'help' lists the commands").format(name=shown(name))
+    )
 
 
 async def execute(ctx: Context, line: str) -> None:
@@ -235,8 +256,10 @@ async def _new(ctx: Context, args: Args) -> None:
     "show",
     "list live tasks (--all: finished ones too), as a table or one line of JSON",
     params=(Param("PATTERN", "pattern", optional=True, repeat=True),),
-    flags=("--all", "--json"),
-    usage_text="show [--all] [--json] [PATTERN...]",
+    flags=("--all", "--json", "--tree", "--system"),
+    usage_text="show [--all] [--json] [--tree] [--system] [PATTERN...]",
+    details="--tree puts the tasks a task created (its children, named PARENT/N) "
+    "under it; --system adds taskd's own tasks, the rest of asyncio.all_tasks().",
 )
 async def _show(ctx: Context, args: Args) -> None:
     engine = ctx.engine
@@ -248,14 +271,19 @@ async def _show(ctx: Context, args: Args) -> None:
             records = [r for r in records if not r.finished or r.name in args.words]
     else:
         records = list(engine.registry.records(include))
+    if "--system" in args.flags:
+        records += formatting.system_records(list(engine.registry.live.values()))
+    depths = None
+    if "--tree" in args.flags:
+        records, depths = formatting.tree(records)
     if "--json" in args.flags:
         now = time.monotonic()
         items = [formatting.record_dict(r, now) for r in records]
         ctx.reply.out(json.dumps(items, ensure_ascii=False))
     elif not records:
-        ctx.reply.out("no tasks" if not include else "no tasks, live or finished")
+        ctx.reply.out(_("no tasks") if not include else _("no tasks, live or finished"))
     else:
-        ctx.reply.lines(formatting.table(records, ctx.reply.width))  # type: ignore[arg-type]
+        ctx.reply.lines(formatting.table(records, ctx.reply.width, depths))  # type: ignore[arg-type]
 
 
 @command(
@@ -267,10 +295,18 @@ async def _cancel(ctx: Context, args: Args) -> None:
     records = ctx.engine.registry.select(args.words, include_finished=True)
     for record in records:
         if record.finished and record.name in args.words:
-            raise CommandError(f"task {shown(record.name)} has already ended ({record.state})")
+            raise CommandError(
+                _("task {name} has already ended ({state})").format(
+                    name=shown(record.name), state=record.state
+                )
+            )
     live = [r for r in records if not r.finished]
     if not live:
-        raise CommandError("no live task matches " + " ".join(shown(w) for w in args.words))
+        raise CommandError(
+            _("no live task matches {patterns}").format(
+                patterns=" ".join(shown(w) for w in args.words)
+            )
+        )
     refused = []
     for ending in await ctx.engine.cancel(live):
         record = ending.record
@@ -285,7 +321,9 @@ async def _cancel(ctx: Context, args: Args) -> None:
     if refused:
         names = ", ".join(r.name for r in refused)
         raise CommandError(
-            f"{names} did not stop within {ctx.engine.config.cancel_grace:g}s (still cancelling)"
+            _("{names} did not stop within {grace:g}s (still cancelling)").format(
+                names=names, grace=ctx.engine.config.cancel_grace
+            )
         )
 
 
@@ -300,8 +338,8 @@ async def _wait(ctx: Context, args: Args) -> None:
     registry = ctx.engine.registry
     if args.words:
         records = registry.select(args.words, include_finished=True)
-    else:
-        records = list(registry.live.values())
+    else:  # the tasks started by `new`: a child is waited for by its parent, or by name
+        records = [r for r in registry.live.values() if r.parent is None]
     await ctx.engine.wait_for(records, timeout)
 
 
@@ -325,12 +363,12 @@ async def _log(ctx: Context, args: Args) -> None:
     engine = ctx.engine
     if not args.words:
         if "--json" in args.flags:
-            raise COMMANDS["log"].fail("log: --json needs a FILE")
+            raise COMMANDS["log"].fail(_("log: --json needs a FILE"))
         await engine.flush_log()  # so that the count is exact
         ctx.reply.out(engine.log_status())
     elif args.words[0] == "off":
         if "--json" in args.flags:
-            raise COMMANDS["log"].fail("log: --json goes with a FILE")
+            raise COMMANDS["log"].fail(_("log: --json goes with a FILE"))
         ctx.reply.out(await engine.stop_log())
     else:
         fmt = "json" if "--json" in args.flags else engine.config.log_format
@@ -342,18 +380,19 @@ async def _log(ctx: Context, args: Args) -> None:
 async def _kinds(ctx: Context, args: Args) -> None:
     kinds = ctx.engine.kinds.values()
     if "--json" in args.flags:
-        items = [{"name": k.name, "usage": k.usage, "summary": k.summary} for k in kinds]
+        items = [{"name": k.name, "usage": k.usage, "summary": _(k.summary)} for k in kinds]
         ctx.reply.out(json.dumps(items, ensure_ascii=False))
         return
-    width = max(len(k.usage) for k in kinds)
-    ctx.reply.lines([f"{kind.usage.ljust(width)}  {kind.summary}" for kind in kinds])
+    rows = [(kind.usage, _(kind.summary)) for kind in kinds]
+    ctx.reply.lines(formatting.two_columns(rows, ctx.reply.width))  # type: ignore[arg-type]
 
 
 @command(
     "help", "list the commands, or explain one", params=(Param("COMMAND", "command", True),)
 )
 async def _help(ctx: Context, args: Args) -> None:
-    ctx.reply.lines(help_text(args.words[0] if args.words else None).split("\n"))  # type: ignore[arg-type]
+    text = help_text(args.words[0] if args.words else None, ctx.reply.width)
+    ctx.reply.lines(text.split("\n"))  # type: ignore[arg-type]
 
 
 @command("end", "cancel every task, wait for them, and leave")
@@ -361,23 +400,30 @@ async def _end(ctx: Context, args: Args) -> None:
     ctx.control.request_end()
 
 
-def help_text(name: str | None = None) -> str:
+def help_text(name: str | None = None, width: int | None = None) -> str:
+    """The command list, or one command's usage and details; wrapped at word
+    boundaries to WIDTH columns (None: not wrapped)."""
     if name is not None:
         cmd = lookup(name)
-        text = f"usage: {cmd.usage}\n  {cmd.summary}"
-        return text + (f"\n  {cmd.details}" if cmd.details else "")
-    width = max(len(c.usage) for c in COMMANDS.values())
-    lines = [f"  {c.usage.ljust(width)}  {c.summary}" for c in COMMANDS.values()]
+        lines = formatting.wrap_indented(_("usage: {usage}").format(usage=cmd.usage), width)
+        lines += formatting.wrap_indented(_(cmd.summary), width, "  ")
+        if cmd.details:
+            lines += formatting.wrap_indented(_(cmd.details), width, "  ")
+        return "\n".join(lines)
+    rows = [(c.usage, _(c.summary)) for c in COMMANDS.values()]
+    footer = _(
+        "Tasks' output appears as [NAME] text. End of input means end. "
+        "'help COMMAND' for more."
+    )
     return "\n".join(
         [
-            "commands:",
-            *lines,
+            _("commands:"),
+            *formatting.two_columns(rows, width, "  "),
             "",
-            "Tasks' output appears as [NAME] text. "
-            "End of input means end. 'help COMMAND' for more.",
+            *formatting.wrap_indented(footer, width),
         ]
     )
 
 
 # Commands of other rooms register themselves in the same table.
-from . import commands_daemon  # noqa: E402, F401
+from . import commands_daemon, commands_teach  # noqa: E402, F401

@@ -45,6 +45,9 @@ class Config:
     socket: str = ""
     serve: bool = False
     client_buffer: int = 4 << 20
+    explain: bool = False
+    workers: int = 32
+    lang: str = ""
     kinds: dict[str, str] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
 
@@ -103,6 +106,10 @@ def _check(values: dict[str, Any], source: str, defaults: dict[str, Any]) -> dic
             raise ConfigError(source, "expected bytes from 65536 to 1073741824", key)
         elif key == "history" and value < 0:
             raise ConfigError(source, "expected a number >= 0", key)
+        elif key == "workers" and not 1 <= value <= 1024:
+            raise ConfigError(source, "expected a number from 1 to 1024", key)
+        elif key == "lang" and value not in ("", "en", "ja"):
+            raise ConfigError(source, 'expected "", "en" or "ja"', key)
         checked[key] = value
     return checked
 

@@ -8,8 +8,10 @@ holding a reference to the daemon.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from types import CodeType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from .registry import TaskRecord
@@ -24,3 +26,15 @@ def current_name() -> str | None:
     """The name of the taskd task this code runs in, if any."""
     record = CURRENT.get()
     return record.name if record is not None else None
+
+
+# Async helpers of taskd's own kinds whose tasks are plumbing (asyncio.wait_for runs
+# its coroutine in a task): not children to show, cancel or wait for.
+MACHINERY: set[CodeType] = set()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def machinery(func: F) -> F:
+    """Mark FUNC (an async function of taskd's) as plumbing: see MACHINERY."""
+    MACHINERY.add(func.__code__)
+    return func

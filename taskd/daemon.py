@@ -31,7 +31,7 @@ from . import commands, formatting
 from . import events as ev
 from .capture import TaskStream
 from .config import Config
-from .context import CANCEL_GRACE, CURRENT, IN_CONSOLE
+from .context import CANCEL_GRACE, IN_CONSOLE
 from .engine import Engine, one_line
 from .errors import CommandError
 from .events import Event, Sink
@@ -40,6 +40,7 @@ from .instruments import Instrument
 from .kinds import Kind
 from .kinds.processes import kill_groups
 from .lag import LagMeter
+from .narrate import Narrator
 from .output import MemoryOutput, Output
 from .registry import Registry, TaskRecord
 from .reply import Reply
@@ -103,6 +104,8 @@ class Daemon:
         the log was rotated (a served daemon has no terminal to hang up)."""
         self.config = config
         self.engine = Engine(config, kinds, report=self._notice)
+        self.narrator = Narrator(self.engine)  # `explain on|off`
+        self.narrator.switch(config.explain)
         self.exit_status = 0
         self.ending = False
         self.started = time.monotonic()
@@ -118,9 +121,7 @@ class Daemon:
         self._saved_std: tuple[Any, Any] | None = None
         self._gc_was_enabled = False
         self._default: Output = output or MemoryOutput()
-        # Tasks that tasks created themselves (asyncio.create_task inside a kind):
-        # not in the registry, yet `end` must cancel them too.
-        self._strays: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self._console_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
     # -- what front-ends and commands use ------------------------------------------
 
@@ -136,7 +137,15 @@ class Daemon:
         """Run one command line for whoever REPLY belongs to; CommandError says what
         was wrong (and nothing changed)."""
         ctx = commands.Context(self.engine, self, reply or self.primary_reply())
-        await commands.execute(ctx, line)
+        narrator = self.narrator
+        if not narrator.on:
+            await commands.execute(ctx, line)
+            return
+        note = narrator.before(line)  # what a `cancel` interrupts, before it does
+        try:
+            await commands.execute(ctx, line)
+        finally:
+            narrator.after(note)
 
     def primary_reply(self) -> Reply:
         """The reply channel of the first front-end (standard output)."""
@@ -158,8 +167,7 @@ class Daemon:
         loop = self._new_loop()
         asyncio.set_event_loop(loop)
         loop.set_exception_handler(self._on_loop_error)
-        loop.set_task_factory(self._task_factory)
-        executor = TaskExecutor(max_workers=32, thread_name_prefix=WORKER_PREFIX)
+        executor = TaskExecutor(self.config.workers, thread_name_prefix=WORKER_PREFIX)
         loop.set_default_executor(executor)
         serving = loop.create_task(self.serve(frontend, *more), name="taskd:serve")
         serving.add_done_callback(lambda _: loop.stop())
@@ -184,6 +192,9 @@ class Daemon:
 
     async def serve(self, *frontends: Frontend) -> None:
         CANCEL_GRACE.set(self.config.cancel_grace)  # inherited by every task from here on
+        loop = asyncio.get_running_loop()
+        factory = loop.get_task_factory()
+        loop.set_task_factory(self._task_factory)
         self._end_requested = asyncio.Event()
         self._hurry = asyncio.Event()
         self.frontends = list(frontends)
@@ -209,6 +220,7 @@ class Daemon:
             self._remove_signals()
             for frontend in frontends:
                 await frontend.aclose()
+            loop.set_task_factory(factory)
 
     def _present_to(self, output: Output) -> None:
         """Show task events on OUTPUT: styled when it can show styles, else plain."""
@@ -281,20 +293,20 @@ class Daemon:
         engine = self.engine
         live = list(engine.registry.live.values())
         tasks = engine.cancel_now(live)
-        strays = [t for t in self._strays if not t.done()]
-        for task in strays:
+        console = [t for t in self._console_tasks if not t.done()]
+        for task in console:
             task.cancel()
-        tasks.extend(strays)
+        tasks.extend(console)
         if tasks:
             await self._wait_or_hurry(tasks, self.config.cancel_grace)
         # A shell task still running here was abandoned (or hurried): its processes
         # must not outlive taskd all the same.
         kill_groups()
         stuck = [r for r in live if not r.finished]
-        for task in strays:
+        for task in console:
             if not task.done():
                 task._log_destroy_pending = False  # type: ignore[attr-defined]
-                self.report(f"abandoned {task.get_name()}, a task started by a task, still running")
+                self.report(f"abandoned {task.get_name()}, started from the console, still running")
         engine.abandon(stuck)
         if stuck:
             self.report(
@@ -390,9 +402,9 @@ class Daemon:
     def _task_factory(
         self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
     ) -> asyncio.Task[Any]:
-        task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **kwargs)
-        if (CURRENT.get() is not None or IN_CONSOLE.get()) and "context" not in kwargs:
-            self._strays.add(task)  # created by a task's own code, or from the console
+        task = self.engine.task_factory(loop, coro, **kwargs)  # tasks made by tasks: children
+        if IN_CONSOLE.get():
+            self._console_tasks.add(task)  # started from the console: cancelled at `end`
         return task
 
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -11,21 +11,24 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import difflib
+import os
 import reprlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from types import CodeType
 from typing import Any
 
 from . import events as ev
 from .config import Config
-from .context import CANCEL_GRACE, CURRENT
+from .context import CANCEL_GRACE, CURRENT, MACHINERY
 from .errors import CommandError, shown
 from .eventlog import EventLog, wait_closed
+from .i18n import _
 from .instruments import Instruments, Stepped
 from .kinds import Kind, KindFunc, load_kinds
 from .registry import Registry, State, TaskRecord, check_name
-from .tracebacks import format_task_exception
+from .stacks import exception_text
 
 MAX_DETAIL = 500  # characters of an error or output line kept for `show`
 
@@ -54,6 +57,33 @@ async def _guarded(
         return await coro
     except (KeyboardInterrupt, SystemExit) as exc:
         raise TaskExit(f"the task raised {type(exc).__name__}({_safe(str, exc)})") from exc
+
+
+async def _guarded_child(
+    coro: Coroutine[Any, Any, object], record: TaskRecord, instruments: Instruments | None
+) -> object:
+    # A child made by a task's own create_task: its steps are timed like any task's,
+    # and SystemExit in it must not stop the daemon either.
+    try:
+        if instruments is not None:
+            return await Stepped(coro, record, instruments)
+        return await coro
+    except (KeyboardInterrupt, SystemExit) as exc:
+        raise TaskExit(f"the task raised {type(exc).__name__}({_safe(str, exc)})") from exc
+
+
+_ASYNCIO = os.path.dirname(asyncio.__file__) + os.sep
+
+
+def _plumbing(coro: Any) -> bool:
+    """A task asyncio or a built-in kind makes for itself (a subprocess's
+    _connect_pipes, a wait_for of taskd's helper): not a child anyone created."""
+    code: CodeType | None = getattr(coro, "cr_code", None)
+    if code is None:
+        return False
+    if code in MACHINERY:
+        return True
+    return code.co_name.startswith("_") and code.co_filename.startswith(_ASYNCIO)
 
 
 # A returned value is shown bounded: a task may return a list of a million items.
@@ -117,8 +147,13 @@ class Engine:
         if found is not None:
             return found
         close = difflib.get_close_matches(name, self.kinds, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else "; 'kinds' lists them"
-        raise CommandError(f"unknown kind {shown(name)}{hint}")
+        if close:
+            raise CommandError(
+                _("unknown kind {name} (did you mean {close}?)").format(
+                    name=shown(name), close=repr(close[0])
+                )
+            )
+        raise CommandError(_("unknown kind {name}; 'kinds' lists them").format(name=shown(name)))
 
     def spawn(self, kind_name: str, words: list[str], name: str | None = None) -> TaskRecord:
         """Start a task of KIND with WORDS; CommandError (and no change) if they are bad."""
@@ -150,6 +185,72 @@ class Engine:
             spawned(record)
         self.bus.emit(name, ev.STARTED, {"kind": kind.name, "args": list(words)})
         return record
+
+    # -- children: tasks that tasks create -----------------------------------------
+
+    def task_factory(
+        self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
+    ) -> asyncio.Task[Any]:
+        """The loop's task factory while the daemon serves: a task created by a taskd
+        task's own code (create_task, gather, TaskGroup, ensure_future) becomes its
+        child, a record of its own; any other task is a plain one."""
+        parent = CURRENT.get()
+        if parent is None or not asyncio.iscoroutine(coro) or _plumbing(coro):
+            return asyncio.Task(coro, loop=loop, **kwargs)
+        given = kwargs.get("context")
+        if given is not None and given.get(CURRENT) is not parent:
+            return asyncio.Task(coro, loop=loop, **kwargs)  # a context made for it: spawn()
+        return self._child(loop, parent, coro, given)
+
+    def _child(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        parent: TaskRecord,
+        coro: Coroutine[Any, Any, object],
+        given: contextvars.Context | None,
+    ) -> asyncio.Task[Any]:
+        parent.children += 1
+        name = f"{parent.name}/{parent.children}"
+        record = TaskRecord(name, getattr(coro, "__name__", type(coro).__name__), ())
+        record.parent = parent.name
+        context = given.copy() if given is not None else contextvars.copy_context()
+        context.run(CURRENT.set, record)  # what it prints is its own output
+        instruments = self.instruments if self.instruments.steps_wanted else None
+        task = asyncio.Task(
+            _guarded_child(coro, record, instruments), loop=loop, name=name, context=context
+        )
+        record.task = task
+        self.registry.add(record)
+        task.add_done_callback(self._on_task_done)
+        # create_task(..., name=X) names the task only after the factory returns.
+        loop.call_soon(self._adopt_name, record, task)
+        for spawned in self.instruments.spawned:
+            spawned(record)
+        self.bus.emit(name, ev.STARTED, {"kind": record.kind, "args": [], "parent": parent.name})
+        return task
+
+    def _adopt_name(self, record: TaskRecord, task: asyncio.Task[Any]) -> None:
+        """A child its creator named keeps that name, if it is valid and free."""
+        wanted = task.get_name()
+        if wanted == record.name or record.task is not task:
+            return
+        try:
+            check_name(wanted)
+        except CommandError:
+            task.set_name(record.name)  # the record's name finds it when it ends
+            return
+        if wanted in self.registry.live:
+            task.set_name(record.name)
+            return
+        old = record.name
+        del self.registry.live[old]
+        record.name = wanted
+        self.registry.add(record)
+        self.bus.emit(wanted, ev.RENAMED, {"was": old})
+
+    def children_of(self, name: str) -> list[TaskRecord]:
+        """The live children of task NAME."""
+        return [r for r in self.registry.live.values() if r.parent == name]
 
     def task_line(self, record: TaskRecord, line: str) -> None:
         """One line a task printed."""
@@ -191,7 +292,7 @@ class Engine:
         elif (exc := task.exception()) is not None:
             record.state = State.FAILED
             record.error = one_line(f"{type(exc).__name__}: {_safe(str, exc)}".rstrip(": "))
-            record.traceback = format_task_exception(exc)
+            record.traceback = exception_text(exc)
             fields.update(error=record.error, traceback=record.traceback)
             event = ev.FAILED
         else:
@@ -251,10 +352,14 @@ class Engine:
         self.settle(records)
         tasks = [r.task for r in records if r.task is not None and not r.task.done()]
         if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            _done, pending = await asyncio.wait(tasks, timeout=timeout)
             if pending:
                 still = [r for r in records if not r.finished]
-                raise CommandError(f"timed out after {timeout:g}s; still running: {_names(still)}")
+                raise CommandError(
+                    _("timed out after {timeout:g}s; still running: {names}").format(
+                        timeout=timeout, names=_names(still)
+                    )
+                )
         failed = [r for r in records if r.state is State.FAILED]
         if failed:
             raise CommandError(

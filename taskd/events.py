@@ -22,6 +22,8 @@ DAEMON_START = "daemon-start"
 DAEMON_END = "daemon-end"
 DAEMON_ERROR = "error"
 STALL = "stall"
+RENAMED = "renamed"  # a child task took the name its creator gave it
+EXPLAIN = "explain"  # a narration line (`explain on`), field `text`
 
 DAEMON = "taskd"  # the task name of the daemon's own events
 

@@ -35,6 +35,10 @@ class TaskExecutor(ThreadPoolExecutor):
         self._busy_lock = threading.Lock()
 
     @property
+    def workers(self) -> int:
+        return self._max_workers
+
+    @property
     def max_workers(self) -> int:
         return self._max_workers
 

@@ -7,13 +7,16 @@ terminal colours the pieces by what they are. Nothing ever re-parses these lines
 
 from __future__ import annotations
 
+import asyncio
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from .events import DONE, FAILED, OUTPUT, Event
+from .events import DONE, EXPLAIN, FAILED, OUTPUT, Event
 from .fragments import Fragments
 from .registry import State, TaskRecord
+from .width import cut, cwidth, fit, ljust
 
 COLUMNS = ("NAME", "KIND", "STATE", "AGE", "DETAIL")
 
@@ -50,28 +53,35 @@ def detail(record: TaskRecord) -> str:
     return record.last_line
 
 
-def table(records: list[TaskRecord], width: int | None = None) -> list[Fragments]:
-    """`show`'s table; with WIDTH, each row is cut to fit it."""
-    # One format call a row and column widths from max(map(len)): `show` must stay
-    # quick at 10,000 rows while they all tick (tests/bench, scenario responsive).
+def table(
+    records: list[TaskRecord], width: int | None = None, depths: list[int] | None = None
+) -> list[Fragments]:
+    """`show`'s table, aligned by display width (`別のタスク` takes 10 columns); with
+    WIDTH, each row is cut to fit it; DEPTHS indent each name (`show --tree`)."""
+    # One pass per column and plain string padding: `show` must stay quick at
+    # 10,000 rows while they all tick (tests/bench, scenario responsive).
     now = time.monotonic()
     names = [r.name for r in records]
+    if depths is not None:
+        names = ["  " * d + n for d, n in zip(depths, names, strict=True)]
     kinds = [r.kind for r in records]
     states = [str(r.state.value) for r in records]
-    ages = [duration(r.runtime(now)) for r in records]
+    ages = [duration(r.runtime(now)) if r.started_at else "-" for r in records]
+    cols = (names, kinds, states, ages)
+    sizes = [list(map(cwidth, col)) for col in cols]
     w = [
-        max(len(head), max(map(len, col), default=0))
-        for head, col in zip(COLUMNS, (names, kinds, states, ages), strict=False)
+        max(len(head), max(size, default=0))
+        for head, size in zip(COLUMNS, sizes, strict=False)
     ]
-    rest = f"  {{:<{w[1]}}}  {{:<{w[2]}}}  {{:<{w[3]}}}  {{}}".format
-    header = (COLUMNS[0].ljust(w[0]) + rest(*COLUMNS[1:])).rstrip()
+    header = "  ".join(head.ljust(n) for head, n in zip(COLUMNS, w, strict=False))
+    header = (header + "  " + COLUMNS[4]).rstrip()
     lines: list[Fragments] = [[("header", _cut(header, width))]]
-    for name, kind, state, age, text in zip(
-        names, kinds, states, ages, map(detail, records), strict=True
+    for i, (name, kind, state, age, text) in enumerate(
+        zip(names, kinds, states, ages, map(detail, records), strict=True)
     ):
         row = [
             ("task", name),
-            ("", " " * (w[0] - len(name)) + "  " + kind.ljust(w[1]) + "  "),
+            ("", " " * (w[0] - sizes[0][i]) + "  " + kind + " " * (w[1] - sizes[1][i]) + "  "),
             ("state-" + state, state),
             ("", (" " * (w[2] - len(state)) + "  " + age.ljust(w[3]) + "  " + text).rstrip()),
         ]
@@ -79,26 +89,134 @@ def table(records: list[TaskRecord], width: int | None = None) -> list[Fragments
     return lines
 
 
+def tree(records: list[TaskRecord]) -> tuple[list[TaskRecord], list[int]]:
+    """RECORDS with each task's children right under it; and each one's depth."""
+    by_name = {r.name: r for r in records}
+    children: dict[str, list[TaskRecord]] = {}
+    roots = []
+    for record in records:
+        if record.parent is not None and record.parent in by_name:
+            children.setdefault(record.parent, []).append(record)
+        else:
+            roots.append(record)
+    ordered: list[TaskRecord] = []
+    depths: list[int] = []
+    stack = [(r, 0) for r in reversed(roots)]
+    while stack:
+        record, depth = stack.pop()
+        ordered.append(record)
+        depths.append(depth)
+        stack.extend((c, depth + 1) for c in reversed(children.get(record.name, [])))
+    return ordered, depths
+
+
+SYSTEM_KIND = "(taskd)"
+
+
+def system_records(live: list[TaskRecord]) -> list[TaskRecord]:
+    """Rows for the loop's other tasks (asyncio.all_tasks()): taskd's own machinery,
+    the front-ends, the log writer... as `show --system` lists them."""
+    ours = {id(r.task) for r in live if r.task is not None}
+    rows = []
+    for task in sorted(asyncio.all_tasks(), key=lambda t: t.get_name()):
+        if id(task) in ours:
+            continue
+        row = TaskRecord(task.get_name(), SYSTEM_KIND, ())
+        row.started_at = 0.0  # not known: the age column says "-"
+        coro = task.get_coro()
+        row.last_line = getattr(coro, "__qualname__", type(coro).__name__)
+        rows.append(row)
+    return rows
+
+
 def _cut(text: str, width: int | None) -> str:
-    if width is None or len(text) <= width:
+    if width is None:
         return text
-    return text[: max(width - 1, 0)] + "…"
+    return cut(text, width)
 
 
 def _cut_fragments(line: Fragments, width: int) -> Fragments:
-    """LINE cut to WIDTH characters (an ellipsis at the cut), styles kept."""
-    if sum(len(text) for _, text in line) <= width:
+    """LINE cut to WIDTH columns (an ellipsis at the cut), styles kept."""
+    if sum(cwidth(text) for _, text in line) <= width:
         return line
     out: Fragments = []
     room = max(width - 1, 0)
     for style, text in line:
-        if len(text) >= room:
-            out.append((style, text[:room]))
+        size = cwidth(text)
+        if size >= room:
+            out.append((style, fit(text, room)))
             break
         out.append((style, text))
-        room -= len(text)
+        room -= size
     out.append(("", "…"))
     return out
+
+
+def two_columns(
+    rows: list[tuple[str, str]], width: int | None, indent: str = ""
+) -> list[str]:
+    """`help`'s and `kinds`' list: a left column padded by display width, the text
+    beside it wrapped at word boundaries to WIDTH; a left cell too wide to leave the
+    text a fair share goes on a line of its own, the text under it."""
+    left = max((cwidth(a) for a, _ in rows), default=0)
+    lines: list[str] = []
+    for first, text in rows:
+        if width is None:
+            lines.append(f"{indent}{ljust(first, left)}  {text}".rstrip())
+            continue
+        room = width - cwidth(indent) - left - 2
+        if room >= max(20, width // 3):
+            pad = " " * (cwidth(indent) + left + 2)
+            for i, part in enumerate(wrap(text, room)):
+                lines.append(f"{indent}{ljust(first, left)}  {part}" if i == 0 else pad + part)
+            continue
+        lines += wrap_indented(first, width, indent)
+        lines += wrap_indented(text, width, indent + "    ")
+    return lines
+
+
+# A space run; a wide character (with a closing mark after it: no line starts with
+# 。 or ）); a run of narrow ones (a word).
+_TOKENS = re.compile(
+    r"(\s+)|([\u1100-\uffff][、。）」』，．]*)|([^\s\u1100-\uffff]+)"
+)
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """TEXT in lines of at most WIDTH columns, broken at spaces or between wide
+    characters (Japanese has no spaces), never inside a word of narrow ones unless
+    it is wider than a line."""
+    width = max(1, width)
+    lines: list[str] = []
+    line = ""
+    space = False
+    for gap, wide, word in _TOKENS.findall(text):
+        if gap:
+            space = True
+            continue
+        piece = wide or word
+        joined = f"{line} {piece}" if (line and space) else line + piece
+        space = False
+        if cwidth(joined) <= width:
+            line = joined
+            continue
+        if line:
+            lines.append(line)
+        while cwidth(piece) > width:
+            head = fit(piece, width) or piece[0]
+            lines.append(head)
+            piece = piece[len(head):]
+        line = piece
+    if line or not lines:
+        lines.append(line)
+    return lines
+
+
+def wrap_indented(text: str, width: int | None, indent: str = "") -> list[str]:
+    """TEXT wrapped at word boundaries to WIDTH columns, each line after INDENT."""
+    if width is None:
+        return [indent + text]
+    return [indent + part for part in wrap(text, max(width - cwidth(indent), 10))]
 
 
 def record_dict(record: TaskRecord, now: float) -> dict[str, Any]:
@@ -116,6 +234,7 @@ def record_dict(record: TaskRecord, now: float) -> dict[str, Any]:
         item["ended"] = ending(record)
     if record.error:
         item["error"] = record.error
+    item["parent"] = record.parent  # the task that created it, or None
     return item
 
 
@@ -131,6 +250,8 @@ def present(event: Event) -> Fragments | None:
         runtime = duration(event.fields["runtime_s"])
         error = event.fields["error"]
         return [("task", event.task), ("failed", f" failed after {runtime}: {error}")]
+    if event.event == EXPLAIN:
+        return [("explain", f"explain: {event.fields['text']}")]
     return None
 
 

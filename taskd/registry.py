@@ -17,6 +17,7 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
 from .errors import CommandError, shown
+from .i18n import _
 
 if TYPE_CHECKING:
     from .supervise import TaskOptions
@@ -66,6 +67,8 @@ class TaskRecord:
         "restarts",
         "restored",
         "pending_size",
+        "parent",
+        "children",
     )
 
     def __init__(self, name: str, kind: str, args: tuple[str, ...]) -> None:
@@ -86,6 +89,8 @@ class TaskRecord:
         self.options: TaskOptions | None = None  # None: the defaults
         self.restarts = 0
         self.restored = False  # started again from the state file
+        self.parent: str | None = None  # the name of the taskd task that created it
+        self.children = 0  # how many tasks it has created (its children's numbers)
 
     @property
     def finished(self) -> bool:
@@ -105,13 +110,19 @@ def check_name(name: str) -> str:
     CommandError if it is not a valid task name."""
     name = unicodedata.normalize("NFKC", name)
     if not name:
-        raise CommandError("a task name cannot be empty")
+        raise CommandError(_("a task name cannot be empty"))
     if len(name) > MAX_NAME:
-        raise CommandError(f"task name too long ({len(name)} characters; at most {MAX_NAME})")
+        raise CommandError(
+            _("task name too long ({length} characters; at most {most})").format(
+                length=len(name), most=MAX_NAME
+            )
+        )
     for char in name:
         if not (char.isalnum() or char in "-_."):
             raise CommandError(
-                f"invalid task name {shown(name)}: use letters, digits, '-', '_' and '.'"
+                _("invalid task name {name}: use letters, digits, '-', '_' and '.'").format(
+                    name=shown(name)
+                )
             )
     if lookalike(name) == DAEMON_NAME:
         raise CommandError(f"{shown(name)} is taskd's own name in the log; choose another")
@@ -156,7 +167,7 @@ class Registry:
         or looking like a running task's name (Cyrillic `а` beside Latin `a`)."""
         name = check_name(name)
         if name in self.live:
-            raise CommandError(f"a task named {shown(name)} is already running")
+            raise CommandError(_("a task named {name} is already running").format(name=shown(name)))
         latin = lookalike(name)
         other = self.live.get(latin) if latin != name else None
         other_name = other.name if other is not None else self._lookalikes.get(latin)
@@ -203,12 +214,12 @@ class Registry:
             if is_pattern(spec):
                 hits = [r for r in self.records(include_finished) if fnmatchcase(r.name, spec)]
                 if not hits:
-                    raise CommandError(f"no task matches {shown(spec)}")
+                    raise CommandError(_("no task matches {pattern}").format(pattern=shown(spec)))
                 for record in hits:
                     chosen.setdefault(record.name, record)
             else:
                 found = self.get(spec)
                 if found is None:
-                    raise CommandError(f"no task named {shown(spec)}")
+                    raise CommandError(_("no task named {name}").format(name=shown(spec)))
                 chosen.setdefault(found.name, found)
         return list(chosen.values())

@@ -41,6 +41,11 @@ def _fit(text: str, width: int) -> str:
     return text
 
 
+def fit(text: str, width: int) -> str:
+    """The longest start of TEXT that fits in WIDTH columns (no ellipsis)."""
+    return _fit(text, max(width, 0))
+
+
 def cut(text: str, width: int) -> str:
     """TEXT cut to WIDTH columns, ending in an ellipsis when something was cut; a wide
     character that would be split is left out whole (the result may be a column

@@ -90,10 +90,14 @@ def test_asyncio02_two_tasks_interleave(env: dict[str, str], tmp_path: Path) -> 
 
 def test_asyncio03_gather_returns_the_list_in_order(env: dict[str, str], tmp_path: Path) -> None:
     run = run_example("asyncio03", env, tmp_path)
-    assert run.of("gather-1")[1:] == [
-        "child 3 done after 0.10s", "child 2 done after 0.20s", "child 1 done after 0.30s",
-        "gather returned [1, 4, 9]",
+    assert run.of("gather-1") == ["gathering 3 children", "gather returned [1, 4, 9]"]
+    assert [run.of(f"gather-1/{n}") for n in (3, 2, 1)] == [
+        [f"child {n} done after {(4 - n) / 10:.2f}s"] for n in (3, 2, 1)
     ]
+    # the children end in the order 3, 2, 1
+    assert run.index("[gather-1/3] child 3 done after 0.10s") < run.index(
+        "[gather-1/1] child 1 done after 0.30s"
+    )
 
 
 def test_asyncio04_a_loop_per_thread(env: dict[str, str], tmp_path: Path) -> None:

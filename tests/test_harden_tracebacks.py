@@ -10,7 +10,7 @@ import pytest
 from taskd.capture import TaskStream
 from taskd.context import CURRENT
 from taskd.kinds._spec import Arg, Kind
-from taskd.tracebacks import format_task_exception
+from taskd.stacks import exception_text as format_task_exception
 
 
 def raised(func: object) -> BaseException:

@@ -45,8 +45,8 @@ def test_command_names_and_their_options() -> None:
     engine = engine_with()
     assert complete(engine, "") == list(COMMANDS)
     assert complete(engine, "ca") == ["cancel"]
-    assert complete(engine, "show -") == ["--all", "--json"]
-    assert complete(engine, "show --all -") == ["--json"]
+    assert complete(engine, "show -") == ["--all", "--json", "--tree", "--system"]
+    assert complete(engine, "show --all -") == ["--json", "--tree", "--system"]
     assert complete(engine, "wait --t") == ["--timeout"]
     assert complete(engine, "help wa") == ["wait"]
     assert complete(engine, "bogus ") == []

@@ -16,6 +16,8 @@ import asyncio
 import os
 import signal
 
+from ..context import machinery
+
 SESSIONS: set[int] = set()  # session ids of shell tasks not yet cleaned up
 
 
@@ -69,6 +71,7 @@ def alive(sid: int) -> bool:
     return bool(found)
 
 
+@machinery
 async def gone(sid: int) -> None:
     """Return once nothing is left running in the session."""
     delay = 0.001

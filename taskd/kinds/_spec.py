@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CommandError, shown
+from ..i18n import _
 
 KindFunc = Callable[..., Awaitable[object]]
 _REQUIRED: Any = object()
@@ -34,7 +35,9 @@ def _float(label: str, text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise CommandError(f"{label}: expected a number, got {shown(text)}") from None
+        raise CommandError(
+            _("{label}: expected a number, got {text}").format(label=label, text=shown(text))
+        ) from None
 
 
 def _number(label: str, text: str) -> float:
@@ -49,7 +52,11 @@ def _number(label: str, text: str) -> float:
         except (OverflowError, ValueError):
             value = math.nan
     if not math.isfinite(value):
-        raise CommandError(f"{label}: expected a finite number, got {shown(text)}")
+        raise CommandError(
+            _("{label}: expected a finite number, got {text}").format(
+                label=label, text=shown(text)
+            )
+        )
     return value
 
 
@@ -57,7 +64,9 @@ def seconds(label: str, text: str) -> float:
     """A duration: a finite number from 0 to MAX_SECONDS."""
     value = _number(label, text)
     if value < 0:
-        raise CommandError(f"{label}: expected seconds >= 0, got {shown(text)}")
+        raise CommandError(
+            _("{label}: expected seconds >= 0, got {text}").format(label=label, text=shown(text))
+        )
     if value > MAX_SECONDS:
         raise CommandError(f"{label}: expected seconds <= 1e9, got {shown(text)}")
     return value
@@ -65,12 +74,13 @@ def seconds(label: str, text: str) -> float:
 
 def count(label: str, text: str) -> int:
     """A whole number >= 1."""
+    message = _("{label}: expected a whole number >= 1, got {text}")
     try:
         value = int(text)
     except ValueError:
-        raise CommandError(f"{label}: expected a whole number >= 1, got {shown(text)}") from None
+        raise CommandError(message.format(label=label, text=shown(text))) from None
     if value < 1:
-        raise CommandError(f"{label}: expected a whole number >= 1, got {shown(text)}")
+        raise CommandError(message.format(label=label, text=shown(text)))
     return value
 
 
@@ -78,7 +88,11 @@ def probability(label: str, text: str) -> float:
     """A probability in (0, 1]."""
     value = _number(label, text)
     if not 0 < value <= 1:
-        raise CommandError(f"{label}: expected a probability in (0, 1], got {shown(text)}")
+        raise CommandError(
+            _("{label}: expected a probability in (0, 1], got {text}").format(
+                label=label, text=shown(text)
+            )
+        )
     return value
 
 
@@ -140,7 +154,11 @@ class Kind:
             try:
                 inspect.signature(self.func).bind(*words)
             except TypeError as exc:
-                raise CommandError(f"{self.name}: {exc} (usage: {self.usage})") from None
+                raise CommandError(
+                    _("{kind}: {error} (usage: {usage})").format(
+                        kind=self.name, error=exc, usage=self.usage
+                    )
+                ) from None
             return list(words)
         values: list[Any] = []
         words = list(words)
@@ -154,13 +172,21 @@ class Kind:
             elif words:
                 values.append(arg.convert(arg.name, words.pop(0)))
             elif arg.required:
-                raise CommandError(f"{self.name} needs {arg.name} (usage: {self.usage})")
+                raise CommandError(
+                    _("{kind} needs {arg} (usage: {usage})").format(
+                        kind=self.name, arg=arg.name, usage=self.usage
+                    )
+                )
             else:
                 values.append(arg.default)
         if words:
+            template = (
+                _("{kind} takes at most {count} argument (usage: {usage})")
+                if len(self.args) == 1
+                else _("{kind} takes at most {count} arguments (usage: {usage})")
+            )
             raise CommandError(
-                f"{self.name} takes at most {len(self.args)} argument"
-                f"{'' if len(self.args) == 1 else 's'} (usage: {self.usage})"
+                template.format(kind=self.name, count=len(self.args), usage=self.usage)
             )
         return values
 

@@ -24,7 +24,7 @@ import signal
 from typing import Any
 
 from ..capture import MAX_LINE  # here in bytes: a longer line comes in pieces
-from ..context import CANCEL_GRACE
+from ..context import CANCEL_GRACE, machinery
 from . import _sessions as sessions
 from ._spec import Arg, builtin, command_line
 
@@ -64,6 +64,7 @@ def _print_line(line: bytearray) -> None:
     print(line.decode("utf-8", "replace"))
 
 
+@machinery
 async def _pump(stream: asyncio.StreamReader) -> None:
     """Print each line the child writes; bytes of any kind, every one of them.
 
@@ -91,6 +92,7 @@ async def _pump(stream: asyncio.StreamReader) -> None:
         _print_line(partial)
 
 
+@machinery
 async def _finish(process: asyncio.subprocess.Process) -> None:
     """Reap the child. Its output is read (and dropped) meanwhile: a child that
     filled the pipe (`yes`) would otherwise not get to its end until the KILL."""

@@ -1,0 +1,160 @@
+"""`explain on`: after each command and task event, what just happened in asyncio's
+own terms, one or two lines, so that a class sees the library under the shell.
+
+The narrator listens to the engine's bus (a task started, ended, refused a cancel,
+held the loop) and is told by the daemon around each command line: a `cancel` must
+be narrated with what the task was awaiting when it was cancelled, which only the
+stack walk made *before* the cancel can say. Narration is itself an event
+(`explain`, field `text`), so every front-end shows it and the log keeps it.
+
+Event narration is sent a loop turn later (call_soon): a command's own reply line
+(`started tick-1`) is written in the same turn as its event, and must come first.
+Off, the narrator is not subscribed at all and costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import events as ev
+from .commands import split
+from .errors import CommandError
+from .i18n import _
+from .registry import State, TaskRecord
+from .stacks import awaiting, own_frames
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+# Functions whose await hands work to a thread, which a cancel cannot stop.
+_THREADED = frozenset({"run_in_executor", "to_thread"})
+
+
+@dataclass
+class Note:
+    """What before() saw of a command line, for after()."""
+
+    new: bool = False
+    cancels: list[tuple[TaskRecord, str, bool]] = field(default_factory=list)
+
+
+class Narrator:
+    """The `explain` switch and the lines it adds."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.on = False
+        self._in_new = 0  # `new` lines running: their start is narrated after the reply
+        self._pending: list[tuple[str, str]] = []
+
+    def switch(self, on: bool) -> None:
+        if on and not self.on:
+            self.engine.bus.subscribe(self._sink)
+        elif not on and self.on:
+            self.engine.bus.unsubscribe(self._sink)
+        self.on = on
+
+    def say(self, task: str, text: str) -> None:
+        self.engine.bus.emit(task, ev.EXPLAIN, {"text": text})
+
+    # -- around a command line -----------------------------------------------------
+
+    def before(self, line: str) -> Note:
+        """What the command line is about to do, looked at before it does it: for a
+        `cancel`, what each task it names is awaiting."""
+        note = Note()
+        try:
+            words = split(line.strip())
+        except CommandError:
+            return note
+        if words and words[0] == "new":
+            note.new = True
+            self._in_new += 1
+            return note
+        if len(words) < 2 or words[0] != "cancel":
+            return note
+        try:
+            records = self.engine.registry.select(words[1:], include_finished=False)
+        except CommandError:
+            return note
+        for record in records:
+            if record.task is None or record.task.done():
+                continue
+            frames, _waiting = own_frames(record.task.get_coro())
+            threaded = record.kind == "blocking" or any(f.function in _THREADED for f in frames)
+            note.cancels.append((record, awaiting(record.task), threaded))
+        return note
+
+    def after(self, note: Note) -> None:
+        """Narrate the command that NOTE was taken for, now that it has run."""
+        if note.new:  # its task's start, now that the reply line is out
+            self._in_new -= 1
+            pending, self._pending = self._pending, []
+            for task, text in pending:
+                self.say(task, text)
+        for record, where, threaded in note.cancels:
+            if record.state is State.RUNNING:
+                continue  # the command failed before it cancelled anything
+            place = where or _("its first step")
+            self.say(record.name, _(
+                "called task.cancel(): a CancelledError is raised at the task's next "
+                "await ({where})"
+            ).format(where=place))
+            if threaded:
+                self.say(record.name, _("only the await was cancelled; the thread cannot "
+                                        "be, and runs on"))
+
+    # -- task events ---------------------------------------------------------------
+
+    def _sink(self, event: ev.Event) -> None:
+        text = self._narration(event)
+        if text is None:
+            return
+        if self._in_new and event.event == ev.STARTED and "parent" not in event.fields:
+            self._pending.append((event.task, text))
+            return
+        try:
+            asyncio.get_running_loop().call_soon(self.say, event.task, text)
+        except RuntimeError:  # no loop running (embedding): now, then
+            self.say(event.task, text)
+
+    def _narration(self, event: ev.Event) -> str | None:
+        kind, fields = event.event, event.fields
+        if kind == ev.STARTED:
+            parent = fields.get("parent")
+            if parent is not None:
+                return _(
+                    "{parent} called asyncio.create_task({call}): task {name}, its child; "
+                    "it runs at the loop's next turn"
+                ).format(parent=parent, call=f"{fields['kind']}()", name=event.task)
+            return _("scheduled asyncio.create_task({call}); it runs at the loop's next turn"
+                     ).format(call=self._call(fields["kind"], fields.get("args", [])))
+        if kind == ev.DONE:
+            return _("{name} returned; its task is done").format(name=event.task)
+        if kind == ev.FAILED:
+            return _("{name} raised {error}; its task failed").format(
+                name=event.task, error=fields.get("error", "")
+            )
+        if kind == ev.CANCEL_REFUSED:
+            return _(
+                "{name} caught CancelledError and went on: cancellation is a request, "
+                "not a command"
+            ).format(name=event.task)
+        if kind == ev.STALL:
+            return _("a step of {name} held the loop {seconds:.1f} s: every other task "
+                     "waited").format(name=event.task, seconds=fields.get("blocked_s", 0.0))
+        return None
+
+    def _call(self, kind_name: str, args: list[str]) -> str:
+        """How the kind's coroutine function was called: `tick(1.0, None)`."""
+        kind = self.engine.kinds.get(kind_name)
+        if kind is None:
+            return f"{kind_name}()"
+        try:
+            values: list[Any] = kind.bind(list(args))
+        except CommandError:
+            values = list(args)
+        name = getattr(kind.func, "__name__", kind_name)
+        return f"{name}({', '.join(repr(v) for v in values)})"
