@@ -37,6 +37,8 @@ class Config:
     log_format: str = "text"
     stall_threshold: float = 0.5
     loop: str = "asyncio"
+    state_file: str = ""
+    restore: bool = False
     kinds: dict[str, str] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
 

@@ -22,6 +22,9 @@ DAEMON_START = "daemon-start"
 DAEMON_END = "daemon-end"
 DAEMON_ERROR = "error"
 STALL = "stall"
+WAITING = "waiting"  # for --after tasks, or a restart's backoff
+QUEUED = "queued"  # for a slot of the task's group
+RESTARTED = "restarted"  # a restart is decided (a policy's or the `restart` command's)
 
 DAEMON = "taskd"  # the task name of the daemon's own events
 

@@ -8,10 +8,11 @@ terminal colours the pieces by what they are. Nothing ever re-parses these lines
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .events import DONE, FAILED, OUTPUT, Event
+from .events import CANCELLED, DONE, FAILED, OUTPUT, RESTARTED, Event
 from .fragments import Fragments
 from .registry import State, TaskRecord
 
@@ -41,6 +42,8 @@ def ending(record: TaskRecord) -> str:
         return f"failed: {record.error}"
     if record.state is State.DONE and record.result:
         return f"done, returned {record.result}"
+    if record.state is State.CANCELLED and record.error:
+        return f"cancelled: {record.error}"  # "after: build failed"
     return record.state.value
 
 
@@ -50,8 +53,13 @@ def detail(record: TaskRecord) -> str:
     return record.last_line
 
 
-def table(records: list[TaskRecord], width: int | None = None) -> list[Fragments]:
-    """`show`'s table; with WIDTH, each row is cut to fit it."""
+def table(
+    records: list[TaskRecord],
+    width: int | None = None,
+    details: Callable[[TaskRecord], str] = detail,
+) -> list[Fragments]:
+    """`show`'s table; with WIDTH, each row is cut to fit it. DETAILS makes the last
+    column (the engine's knows places in queues)."""
     # One format call a row and column widths from max(map(len)): `show` must stay
     # quick at 10,000 rows while they all tick (tests/bench, scenario responsive).
     now = time.monotonic()
@@ -67,7 +75,7 @@ def table(records: list[TaskRecord], width: int | None = None) -> list[Fragments
     header = (COLUMNS[0].ljust(w[0]) + rest(*COLUMNS[1:])).rstrip()
     lines: list[Fragments] = [[("header", _cut(header, width))]]
     for name, kind, state, age, text in zip(
-        names, kinds, states, ages, map(detail, records), strict=True
+        names, kinds, states, ages, map(details, records), strict=True
     ):
         row = [
             ("task", name),
@@ -116,6 +124,13 @@ def record_dict(record: TaskRecord, now: float) -> dict[str, Any]:
         item["ended"] = ending(record)
     if record.error:
         item["error"] = record.error
+    options = record.options
+    item["group"] = options.group if options is not None else None
+    item["after"] = list(options.after) if options is not None else []
+    item["restart"] = options.restart if options is not None else "no"
+    item["restarts"] = record.restarts
+    item["timeout_s"] = options.timeout if options is not None else None
+    item["restored"] = record.restored
     return item
 
 
@@ -131,6 +146,14 @@ def present(event: Event) -> Fragments | None:
         runtime = duration(event.fields["runtime_s"])
         error = event.fields["error"]
         return [("task", event.task), ("failed", f" failed after {runtime}: {error}")]
+    if event.event == CANCELLED and "reason" in event.fields:
+        return [("task", event.task), ("", f" cancelled: {event.fields['reason']}")]
+    if event.event == RESTARTED and "by" not in event.fields:  # `restart` says it itself
+        f = event.fields
+        return [
+            ("task", event.task),
+            ("", f" ended ({f['reason']}); restart {f['restart']} in {f['delay_s']:g}s"),
+        ]
     return None
 
 

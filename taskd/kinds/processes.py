@@ -18,7 +18,7 @@ import asyncio
 import os
 import signal
 
-from ..context import CANCEL_GRACE
+from ..context import CANCEL_GRACE, SHELL_SETTINGS
 from ._spec import Arg, builtin, text
 
 CHUNK = 1 << 16
@@ -154,8 +154,11 @@ def _describe(returncode: int) -> str:
     Arg("COMMAND", text, rest=True),
 )
 async def shell(command: str) -> None:
+    cwd, extra = SHELL_SETTINGS.get()  # the task's --cwd and --env
     process = await asyncio.create_subprocess_shell(
         command,
+        cwd=cwd,
+        env={**os.environ, **dict(extra)} if extra else None,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,  # one pipe keeps the two in their real order
