@@ -282,7 +282,8 @@ def test_help_is_generated_from_the_table(run_taskd: RunTaskd) -> None:
     assert set(COMMANDS) >= {
         "new", "show", "cancel", "wait", "sleep", "log", "kinds", "help", "end"
     }
-    assert help_text("new").splitlines()[0] == "usage: new [KIND] [ARG...] [--name NAME] [OPTION...]"
+    usage = "usage: new [KIND] [ARG...] [--name NAME] [OPTION...]"
+    assert help_text("new").splitlines()[0] == usage
 
 
 async def test_end_in_process(engine: Engine) -> None:
