@@ -121,10 +121,11 @@ class TaskHooks:
             return  # a cancel is on its way: its state stays what `cancel` made it
         record.state = State(state)
         engine = self.engine
-        if state == "queued":
+        if state == "queued" and self.options.group is not None:
+            # supervise() says so just before it joins the queue, at its end.
+            queue = engine.groups.group(self.options.group).queue
             engine.bus.emit(record.name, ev.QUEUED, {
-                "group": self.options.group,
-                "place": engine.groups.position(record),
+                "group": self.options.group, "place": len(queue) + 1,
             })
         elif state == "waiting":
             fields: dict[str, Any] = (
