@@ -77,7 +77,7 @@ def test_a_script_run_then_a_restore_finds_the_tasks_again(
 def test_without_restore_the_file_is_replaced_by_this_run(
     run_taskd: RunTaskd, tmp_path: Path
 ) -> None:
-    state, keep, restore = configs(tmp_path)
+    state, keep, _ = configs(tmp_path)
     run_taskd("new idle --name old\n", "--config", str(keep))
     fresh = run_taskd("show --all\nnew idle --name new\n", "--config", str(keep))
     assert fresh.lines[0] == "no tasks, live or finished" and fresh.errors == []
