@@ -265,13 +265,25 @@ def task_options(engine: Engine, args: Args) -> TaskOptions | None:
         given["env"] = args.lists["--env"]
     if not given:
         return None
+    # 10,000 lines with the same `--group g` parse it once: options are immutable.
+    # Not --after (the names must exist now) nor --cwd (the folder must).
+    key = None if "after" in given or "cwd" in given else repr(sorted(given.items()))
+    if key is not None and (found := _PARSED.get(key)) is not None:
+        return found
     registry = engine.registry
     options = parse_options(
         given, known_names=lambda name: name in registry.live or name in registry.history
     )
     if options.cwd is not None and not os.path.isdir(options.cwd):
         raise CommandError(f"--cwd: no folder {shown(options.cwd)}")
+    if key is not None:
+        if len(_PARSED) >= 256:
+            _PARSED.clear()
+        _PARSED[key] = options
     return options
+
+
+_PARSED: dict[str, TaskOptions] = {}  # options of recent `new` lines, by their text
 
 
 @command(
