@@ -103,7 +103,7 @@ class TaskHooks:
     """What supervise() tells one task's record (its state, its restarts) and asks of
     the engine (when other tasks end)."""
 
-    __slots__ = ("engine", "record", "options", "last", "resume_at")
+    __slots__ = ("engine", "record", "options", "last", "resume_at", "starting")
 
     def __init__(self, engine: Engine, record: TaskRecord, options: TaskOptions) -> None:
         self.engine = engine
@@ -111,8 +111,12 @@ class TaskHooks:
         self.options = options
         self.last = ""  # the last state supervise() set: events only for a change
         self.resume_at: float | None = None  # loop time a restart's backoff ends
+        self.starting = False  # counted in engine.starting until its first step
 
     def set_state(self, state: str) -> None:
+        if self.starting:
+            self.starting = False
+            self.engine.starting[self.options.group or ""] -= 1
         if state == self.last:
             return
         self.last = state
@@ -193,6 +197,7 @@ class Engine:
         self._settled: set[asyncio.Task[object]] = set()  # accounted for by settle()
         self.groups = Groups()
         self.hooks: dict[TaskRecord, TaskHooks] = {}  # of live supervised tasks
+        self.starting: dict[str, int] = {}  # group tasks spawned, first step to come
         self._ends: dict[str, asyncio.Future[str]] = {}  # what --after tasks wait on
         self.failed_count = 0  # tasks that ended failed since the start
         self.failures: list[TaskRecord] = []  # the first MAX_FAILURES of them
@@ -255,8 +260,15 @@ class Engine:
             )
             if options.after:
                 record.state = State.WAITING
-            elif options.group is not None and self.groups.group(options.group).parallel:
-                record.state = State.QUEUED  # until its first step takes a slot
+            elif options.group is not None:
+                # Until its first step: queued if the tasks before it fill the group.
+                group = self.groups.group(options.group)
+                starting = self.starting.get(group.name, 0)
+                limit = group.parallel
+                if group.queue or (limit is not None and group.running + starting >= limit):
+                    record.state = State.QUEUED
+                self.starting[group.name] = starting + 1
+                hooks.starting = True
         if options is not None and options != DEFAULT_OPTIONS:
             record.options = options
         task = asyncio.get_running_loop().create_task(coro, name=name, context=context)
@@ -336,8 +348,9 @@ class Engine:
         record.ended = time.monotonic()
         record.task = None  # drop the task, and with it the coroutine and its frame
         fields: dict[str, Any] = {"runtime_s": round(record.runtime(), 6)}
-        if self.hooks:
-            self.hooks.pop(record, None)
+        if self.hooks and (hooks := self.hooks.pop(record, None)) is not None and hooks.starting:
+            hooks.starting = False  # cancelled before its first step
+            self.starting[hooks.options.group or ""] -= 1
         if task.cancelled():
             record.state = State.CANCELLED
             event = ev.CANCELLED

@@ -256,3 +256,13 @@ def test_log_has_restarted_queued_and_waiting_events(
     items = [json.loads(line) for line in jlog.read_text().splitlines()]
     queued = next(i for i in items if i["event"] == "queued")
     assert (queued["task"], queued["group"], queued["place"]) == ("q", "g", 1)
+
+
+def test_show_right_after_new_lines_predicts_who_runs(run_taskd: RunTaskd) -> None:
+    # All lines arrive in one chunk: no task has taken its first step at `show`.
+    result = run_taskd(
+        "group g --parallel 1\nnew idle --name a --group g\nnew idle --name b --group g\n"
+        "new idle --name c --group free\nshow --json\n", via="file",
+    )
+    states = {t["name"]: t["state"] for t in last_json(result.lines)}
+    assert states == {"a": "running", "b": "queued", "c": "running"}
