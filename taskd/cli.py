@@ -1,66 +1,113 @@
-"""The command line: arguments, configuration, and which front-end to start.
+"""The command line: arguments, configuration, and which front-ends to start.
 
 A thin layer over Daemon.run(): everything here happens before the loop exists, and
 a mistake here (bad option, bad config, missing file) exits 2 with nothing started.
+
+The one-shot clients (`send`, `status`, `stop`, `console`) take a light path: they
+import neither the engine nor asyncio nor prompt-toolkit, so `taskd send show` costs
+little more than the Python interpreter's own start.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import gc
 import os
 import sys
-import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .config import Config, load_config
-from .daemon import Daemon, Frontend
-from .errors import ConfigError
-from .kinds import Kind, load_kinds
+
+if TYPE_CHECKING:
+    import argparse
+
+    from .config import Config
+    from .daemon import Frontend
+    from .kinds import Kind
+
+LIGHT = ("send", "status", "stop", "console")
+SUBCOMMANDS = ("serve", "attach", *LIGHT)
+EPILOG = (
+    "Subcommands: serve, attach, send, status, stop, console (`taskd SUBCOMMAND --help`). "
+    "With no FILE and a terminal on stdin and stdout, taskd is an interactive shell; "
+    "otherwise it reads commands from FILE or stdin. Exit status: 0, 1 when a command "
+    "failed or output was lost, 2 for usage and configuration errors, 3 when no daemon "
+    "runs at the socket (clients), 128+N after signal N."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="taskd",
         description="A task-manager shell for asyncio: spawn, watch and cancel named tasks.",
-        epilog="With no FILE and a terminal on stdin and stdout, taskd is an interactive "
-        "shell; otherwise it reads commands from FILE or stdin. Exit status: 0, 1 when a "
-        "command failed or output was lost, 2 for usage and configuration errors, "
-        "128+N after signal N.",
+        epilog=EPILOG,
     )
     parser.add_argument(
         "file", nargs="?", metavar="FILE", help="read commands from FILE ('-': stdin)"
     )
-    parser.add_argument("--config", metavar="PATH", help="configuration file to use")
+    _common(parser)
     parser.add_argument("--strict", action="store_true", help="stop at the first failed command")
-    parser.add_argument("--log", metavar="FILE", help="log task events to FILE from the start")
-    parser.add_argument("--log-json", action="store_true", help="log as JSON lines")
     parser.add_argument("--prompt", metavar="TEXT", help="the interactive prompt")
     parser.add_argument("--no-color", action="store_true", help="no colours in the shell")
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), help="the event loop to use")
+    parser.add_argument(
+        "--serve", action="store_true", help="also listen on the control socket (attach, send)"
+    )
     parser.add_argument("--version", action="version", version=f"taskd {__version__}")
     return parser
 
 
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", help="configuration file to use")
+    parser.add_argument("--log", metavar="FILE", help="log task events to FILE from the start")
+    parser.add_argument("--log-json", action="store_true", help="log as JSON lines")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), help="the event loop to use")
+    parser.add_argument("--socket", metavar="PATH", help="the control socket")
+
+
+def build_serve_parser() -> argparse.ArgumentParser:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="taskd serve",
+        description="Run the daemon with no terminal, listening on its control socket.",
+        epilog="SIGTERM and SIGINT end it like `end`; SIGHUP reopens the log file.",
+    )
+    _common(parser)
+    parser.add_argument(
+        "--detach", action="store_true", help="run in the background; return once it listens"
+    )
+    return parser
+
+
 def _configure(args: argparse.Namespace) -> tuple[Config, dict[str, Kind]]:
+    import dataclasses
+    import warnings
+
+    from .config import load_config
+    from .errors import ConfigError
+    from .kinds import load_kinds
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         config = load_config(args.config)
     for warning in caught:
         print(f"taskd: warning: {warning.message}", file=sys.stderr)
     changes: dict[str, object] = {}
-    if args.prompt is not None:
+    if getattr(args, "prompt", None) is not None:
         changes["prompt"] = args.prompt
     if args.log is not None:
         changes["log_file"] = args.log
     if args.log_json:
         changes["log_format"] = "json"
-    if args.no_color:
+    if getattr(args, "no_color", False):
         changes["color"] = "never"
     if args.loop is not None:
         changes["loop"] = args.loop
+    if args.socket is not None:
+        changes["socket"] = args.socket
+    if getattr(args, "serve", False):
+        changes["serve"] = True
     config = dataclasses.replace(config, **changes)  # type: ignore[arg-type]
     if config.loop == "uvloop":
         try:
@@ -71,6 +118,12 @@ def _configure(args: argparse.Namespace) -> tuple[Config, dict[str, Kind]]:
             ) from None
     kinds = load_kinds(config.kinds, config.sources[-1])
     return config, kinds
+
+
+def socket_path(explicit: str | None, config_value: str) -> str:
+    from .sockpath import resolve
+
+    return resolve(explicit, config_value, os.environ)
 
 
 def _frontend(args: argparse.Namespace, config: Config) -> Frontend:
@@ -97,35 +150,100 @@ def _tune_gc() -> None:
     are freed by reference counting, and full passes still come (after 10 middle
     ones, or a quarter more old objects).
     What was imported so far is frozen out of every pass."""
+    import gc
+
     gc.freeze()
     gc.set_threshold(20_000, 20, 10)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        config, kinds = _configure(args)
-    except ConfigError as exc:
-        print(f"taskd: error: {exc}", file=sys.stderr)
-        return 2
-    if args.file not in (None, "-"):
-        try:
-            with open(args.file, "rb"):
-                pass
-        except OSError as exc:
-            print(f"taskd: error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-            return 2
-    daemon = Daemon(config, kinds)
-    frontend = _frontend(args, config)
+def _run(config: Config, kinds: dict[str, Kind], frontends: list[Frontend], **daemon: Any) -> int:
+    import gc
+
+    from .daemon import Daemon
+
+    instance = Daemon(config, kinds, **daemon)
     _tune_gc()
-    status = daemon.run(frontend)
+    status = instance.run(*frontends)
     # The interpreter's last collection at exit would scan every object still
     # referenced: 1.5 s with 100,000 finished tasks (measured), past the bounded end.
     gc.freeze()
-    if daemon.abandoned_threads or daemon.abandoned_tasks:
+    if instance.abandoned_threads or instance.abandoned_tasks:
         # The interpreter would join the sleeping threads (and finalize the stuck
         # tasks) at exit: leave now, everything has been flushed.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
     return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHT:
+        from .climini import light_main
+
+        return light_main(argv[0], argv[1:])
+    if argv and argv[0] == "serve":
+        return serve_main(argv[1:])
+    if argv and argv[0] == "attach":
+        from .frontends.attach import attach_main
+
+        return attach_main(argv[1:])
+    return shell_or_script_main(argv)
+
+
+def _config_or_exit(args: argparse.Namespace) -> tuple[Config, dict[str, Kind]] | int:
+    from .errors import ConfigError
+
+    try:
+        return _configure(args)
+    except ConfigError as exc:
+        print(f"taskd: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def shell_or_script_main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    configured = _config_or_exit(args)
+    if isinstance(configured, int):
+        return configured
+    config, kinds = configured
+    if args.file not in (None, "-"):
+        import stat
+
+        try:
+            # Checked without opening: opening a named FIFO would take its writer's data.
+            if stat.S_ISDIR(os.stat(args.file).st_mode):
+                raise IsADirectoryError(21, "Is a directory")
+            if not os.access(args.file, os.R_OK):
+                raise PermissionError(13, "Permission denied")
+        except OSError as exc:
+            print(f"taskd: error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+    frontends = [_frontend(args, config)]
+    if config.serve:
+        from .frontends.served import ServedFrontend
+
+        path = socket_path(args.socket, config.socket)
+        frontends.append(ServedFrontend(path, own_output=False, owns_terminal=False))
+    return _run(config, kinds, frontends)
+
+
+def serve_main(argv: list[str]) -> int:
+    args = build_serve_parser().parse_args(argv)
+    configured = _config_or_exit(args)
+    if isinstance(configured, int):
+        return configured
+    config, kinds = configured
+    path = socket_path(args.socket, config.socket)
+    if args.detach:
+        from .detach import detach
+
+        return detach(lambda ready: _serve(config, kinds, path, ready), path)
+    return _serve(config, kinds, path, None)
+
+
+def _serve(config: Config, kinds: dict[str, Kind], path: str, ready: Any) -> int:
+    from .frontends.served import ServedFrontend
+
+    frontend = ServedFrontend(path, own_output=True, ready=ready)
+    return _run(config, kinds, [frontend], hangup_reopens_log=True)

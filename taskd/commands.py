@@ -25,6 +25,7 @@ from . import formatting
 from .errors import CommandError, shown
 from .fragments import Fragments
 from .kinds._spec import seconds
+from .lag import LagMeter
 from .reply import Reply
 from .supervise import POLICIES, TaskOptions, parse_options
 
@@ -36,6 +37,8 @@ class Control(Protocol):
     """What commands may ask of the daemon itself."""
 
     ending: bool
+    started: float  # time.monotonic() when the daemon started
+    lag: LagMeter
 
     def request_end(self, signum: int | None = None) -> None: ...
 
@@ -394,9 +397,13 @@ async def _log(ctx: Context, args: Args) -> None:
         ctx.reply.out(f"logging to {args.words[0]} ({fmt})")
 
 
-@command("kinds", "list the task kinds and their arguments")
+@command("kinds", "list the task kinds and their arguments", flags=("--json",))
 async def _kinds(ctx: Context, args: Args) -> None:
     kinds = ctx.engine.kinds.values()
+    if "--json" in args.flags:
+        items = [{"name": k.name, "usage": k.usage, "summary": k.summary} for k in kinds]
+        ctx.reply.out(json.dumps(items, ensure_ascii=False))
+        return
     width = max(len(k.usage) for k in kinds)
     ctx.reply.lines([f"{kind.usage.ljust(width)}  {kind.summary}" for kind in kinds])
 
@@ -431,5 +438,6 @@ def help_text(name: str | None = None) -> str:
     )
 
 
-# Commands of their own modules, registered into COMMANDS on import.
+# Commands of other rooms register themselves in the same table.
+from . import commands_daemon  # noqa: E402, F401
 from . import commands_supervise  # noqa: E402, F401

@@ -23,6 +23,11 @@ _CHOICES = {
     "loop": ("asyncio", "uvloop"),
 }
 
+# Upper bounds, in seconds: an hour of grace or of stall is already more than anyone
+# waits for, and larger values overflow the waits that use them (threading's
+# TIMEOUT_MAX: a stall_threshold of 1e11 killed the watchdog thread).
+_LIMITS = {"cancel_grace": 3600.0, "stall_threshold": 3600.0}
+
 
 @dataclass(frozen=True)
 class Config:
@@ -39,6 +44,9 @@ class Config:
     loop: str = "asyncio"
     state_file: str = ""
     restore: bool = False
+    socket: str = ""
+    serve: bool = False
+    client_buffer: int = 4 << 20
     kinds: dict[str, str] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
 
@@ -90,8 +98,11 @@ def _check(values: dict[str, Any], source: str, defaults: dict[str, Any]) -> dic
                     raise ConfigError(source, 'expected "module:function"', f"kinds.{name}")
         elif key in _CHOICES and value not in _CHOICES[key]:
             raise ConfigError(source, f"expected one of {', '.join(_CHOICES[key])}", key)
-        elif key in ("cancel_grace", "stall_threshold") and not 0 <= value < float("inf"):
-            raise ConfigError(source, "expected a finite number >= 0", key)
+        elif key in _LIMITS and not 0 <= value <= _LIMITS[key]:
+            limit = _LIMITS[key]
+            raise ConfigError(source, f"expected a finite number >= 0 and <= {limit:g}", key)
+        elif key == "client_buffer" and not 64 * 1024 <= value <= 1 << 30:
+            raise ConfigError(source, "expected bytes from 65536 to 1073741824", key)
         elif key == "history" and value < 0:
             raise ConfigError(source, "expected a number >= 0", key)
         checked[key] = value

@@ -21,6 +21,8 @@ CANCEL_GRACE: ContextVar[float] = ContextVar("taskd_cancel_grace", default=2.0)
 SHELL_SETTINGS: ContextVar[tuple[str | None, tuple[tuple[str, str], ...]]] = ContextVar(
     "taskd_shell_settings", default=(None, ())
 )
+# Set in a console connection's task: the tasks its code starts are cancelled at `end`.
+IN_CONSOLE: ContextVar[bool] = ContextVar("taskd_in_console", default=False)
 
 
 def current_name() -> str | None:

@@ -31,13 +31,15 @@ from . import commands, formatting
 from . import events as ev
 from .capture import TaskStream
 from .config import Config
-from .context import CANCEL_GRACE, CURRENT
+from .context import CANCEL_GRACE, CURRENT, IN_CONSOLE
 from .engine import Engine, one_line
 from .errors import CommandError
 from .events import Event, Sink
+from .executor import TaskExecutor
 from .instruments import Instrument
 from .kinds import Kind
 from .kinds.processes import kill_groups
+from .lag import LagMeter
 from .output import MemoryOutput, Output
 from .persist import Persistence
 from .registry import Registry, TaskRecord
@@ -90,14 +92,23 @@ class Daemon:
     """An Engine hosted on its own event loop, from start to a bounded end."""
 
     def __init__(
-        self, config: Config, kinds: dict[str, Kind] | None = None, output: Output | None = None
+        self,
+        config: Config,
+        kinds: dict[str, Kind] | None = None,
+        output: Output | None = None,
+        *,
+        hangup_reopens_log: bool = False,
     ) -> None:
         """OUTPUT receives replies and messages while no front-end runs (embedding,
-        tests); by default they are kept in memory."""
+        tests); by default they are kept in memory. HANGUP_REOPENS_LOG: SIGHUP means
+        the log was rotated (a served daemon has no terminal to hang up)."""
         self.config = config
         self.engine = Engine(config, kinds, report=self._notice)
         self.exit_status = 0
         self.ending = False
+        self.started = time.monotonic()
+        self.lag = LagMeter()
+        self.hangup_reopens_log = hangup_reopens_log
         self.abandoned_tasks: list[TaskRecord] = []
         self.abandoned_threads: list[str] = []
         self.frontends: list[Frontend] = []
@@ -150,7 +161,7 @@ class Daemon:
         asyncio.set_event_loop(loop)
         loop.set_exception_handler(self._on_loop_error)
         loop.set_task_factory(self._task_factory)
-        executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix=WORKER_PREFIX)
+        executor = TaskExecutor(max_workers=32, thread_name_prefix=WORKER_PREFIX)
         loop.set_default_executor(executor)
         serving = loop.create_task(self.serve(frontend, *more), name="taskd:serve")
         serving.add_done_callback(lambda _: loop.stop())
@@ -183,6 +194,8 @@ class Daemon:
             if output is not None:
                 self._outputs.append(output)
                 self._present_to(output)
+        self.started = time.monotonic()
+        lag = asyncio.get_running_loop().create_task(self.lag.run(), name="taskd:lag")
         self._capture_std()
         self._install_signals()
         watch = StallWatch(self.engine, self.config.stall_threshold)
@@ -192,6 +205,7 @@ class Daemon:
             if await self.startup():
                 await self._main()
         finally:
+            lag.cancel()
             watch.stop()
             await self.shutdown()
             self._remove_signals()
@@ -335,9 +349,25 @@ class Daemon:
                 continue  # `nohup taskd`: the person asked for hang-ups to be ignored
             if signum == signal.SIGINT:
                 loop.add_signal_handler(signum, self._on_sigint)
+            elif signum == signal.SIGHUP and self.hangup_reopens_log:
+                loop.add_signal_handler(signum, self._reopen_log)
             else:
                 loop.add_signal_handler(signum, self.request_end, signum)
             self._signals.append(signum)
+
+    def _reopen_log(self) -> None:
+        """SIGHUP to a served daemon: the log was rotated; open its path anew."""
+        log = self.engine.log
+        if log is not None and not self.ending:
+            asyncio.get_running_loop().create_task(
+                self._switch_log(log.path, log.format), name="taskd:log-reopen"
+            )
+
+    async def _switch_log(self, path: str, fmt: str) -> None:
+        try:
+            await self.engine.start_log(path, fmt)
+        except CommandError as exc:
+            self.report(f"error: cannot reopen the log after SIGHUP: {exc}")
 
     def _on_sigint(self) -> None:
         owner = next((f for f in self.frontends if getattr(f, "owns_terminal", True)), None)
@@ -372,8 +402,8 @@ class Daemon:
         self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
     ) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, **kwargs)
-        if CURRENT.get() is not None and "context" not in kwargs:
-            self._strays.add(task)  # created inside a taskd task, by its own code
+        if (CURRENT.get() is not None or IN_CONSOLE.get()) and "context" not in kwargs:
+            self._strays.add(task)  # created by a task's own code, or from the console
         return task
 
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -14,7 +14,6 @@ import difflib
 import reprlib
 import sys
 import time
-import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -26,9 +25,10 @@ from .errors import CommandError, shown
 from .eventlog import EventLog, wait_closed
 from .instruments import Instruments, Stepped
 from .kinds import Kind, KindFunc, load_kinds
-from .registry import Registry, State, TaskRecord
+from .registry import Registry, State, TaskRecord, check_name
 from .supervise import DEFAULT as DEFAULT_OPTIONS
 from .supervise import DependencyFailed, Groups, TaskOptions, TimedOut, supervise
+from .tracebacks import format_task_exception
 
 MAX_DETAIL = 500  # characters of an error or output line kept for `show`
 MAX_FAILURES = 10  # failed tasks named in a script's last line
@@ -234,10 +234,11 @@ class Engine:
         if name is None:
             name = self.registry.new_name(kind.name)
         else:
+            name = check_name(name)  # NFKC: full-width `ａ` is `a`
             holder = self.registry.live.get(name)
             if holder is not None:
                 self.settle([holder])  # it may have ended this very loop turn
-            self.registry.claim(name)
+            name = self.registry.claim(name)
         record = TaskRecord(name, kind.name, tuple(words))
         context = contextvars.copy_context()
         context.run(CURRENT.set, record)
@@ -364,7 +365,7 @@ class Engine:
                 record.error = one_line(str(exc))  # "timed out after 60 s"
             else:
                 record.error = one_line(f"{type(exc).__name__}: {_safe(str, exc)}".rstrip(": "))
-            record.traceback = "".join(traceback.format_exception(exc))
+            record.traceback = format_task_exception(exc)
             fields.update(error=record.error, traceback=record.traceback)
             event = ev.FAILED
             self.failed_count += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import unicodedata
 from collections.abc import Iterator
 from enum import StrEnum
 from fnmatch import fnmatchcase
@@ -21,6 +22,14 @@ if TYPE_CHECKING:
     from .supervise import TaskOptions
 
 MAX_NAME = 64
+DAEMON_NAME = "taskd"  # the daemon's own name in the log: no task may have it
+
+# Cyrillic and Greek letters drawn like Latin ones (after NFKC), mapped to the Latin
+# letter they pass for: two names that differ only in these name the same-looking task.
+_LOOKALIKE = str.maketrans(
+    "аеорсухіјѕԁԛԝһӏ" "АВЕКМНОРСТХІЈЅԌ" "οαικνρτυχ" "ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcyxijsdqwhl" "ABEKMHOPCTXIJSG" "oaikvptux" "ABEZHIKMNOPTYX",
+)
 
 
 class State(StrEnum):
@@ -56,6 +65,7 @@ class TaskRecord:
         "options",
         "restarts",
         "restored",
+        "pending_size",
     )
 
     def __init__(self, name: str, kind: str, args: tuple[str, ...]) -> None:
@@ -71,7 +81,8 @@ class TaskRecord:
         self.traceback = ""
         self.result = ""
         self.task: asyncio.Task[object] | None = None
-        self.pending = ""  # printed text not yet ended by a newline
+        self.pending: list[str] = []  # printed text not yet ended by a newline, in parts
+        self.pending_size = 0  # characters in pending
         self.options: TaskOptions | None = None  # None: the defaults
         self.restarts = 0
         self.restored = False  # started again from the state file
@@ -90,7 +101,9 @@ def is_pattern(text: str) -> bool:
 
 
 def check_name(name: str) -> str:
-    """Return NAME if it is a valid task name, else raise CommandError."""
+    """NAME as a task is called: NFKC-normalised (so full-width `ａ` is `a`), or
+    CommandError if it is not a valid task name."""
+    name = unicodedata.normalize("NFKC", name)
     if not name:
         raise CommandError("a task name cannot be empty")
     if len(name) > MAX_NAME:
@@ -100,7 +113,14 @@ def check_name(name: str) -> str:
             raise CommandError(
                 f"invalid task name {shown(name)}: use letters, digits, '-', '_' and '.'"
             )
+    if lookalike(name) == DAEMON_NAME:
+        raise CommandError(f"{shown(name)} is taskd's own name in the log; choose another")
     return name
+
+
+def lookalike(name: str) -> str:
+    """NAME with its Cyrillic and Greek look-alikes of Latin letters made Latin."""
+    return name.translate(_LOOKALIKE)
 
 
 class Registry:
@@ -112,6 +132,8 @@ class Registry:
         self.history: dict[str, TaskRecord] = {}  # insertion order = order of ending
         self.finished_count = 0
         self._serial: dict[str, int] = {}
+        # Live names that hold look-alike letters, by their all-Latin form.
+        self._lookalikes: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self.live)
@@ -129,19 +151,34 @@ class Registry:
                 self._serial[kind] = n
                 return name
 
-    def claim(self, name: str) -> None:
-        """Raise CommandError unless NAME is free for a new task."""
-        check_name(name)
+    def claim(self, name: str) -> str:
+        """The normalised NAME if it is free for a new task, else CommandError: in use,
+        or looking like a running task's name (Cyrillic `а` beside Latin `a`)."""
+        name = check_name(name)
         if name in self.live:
             raise CommandError(f"a task named {shown(name)} is already running")
+        latin = lookalike(name)
+        other = self.live.get(latin) if latin != name else None
+        other_name = other.name if other is not None else self._lookalikes.get(latin)
+        if other_name is not None and other_name != name:
+            raise CommandError(
+                f"task name {shown(name)} looks like {shown(other_name)}, which is running"
+            )
+        return name
 
     def add(self, record: TaskRecord) -> None:
         self.history.pop(record.name, None)  # a finished name may be used again
         self.live[record.name] = record
+        latin = lookalike(record.name)
+        if latin != record.name:
+            self._lookalikes[latin] = record.name
 
     def finish(self, record: TaskRecord) -> None:
         if self.live.get(record.name) is record:
             del self.live[record.name]
+            latin = lookalike(record.name)
+            if latin != record.name and self._lookalikes.get(latin) == record.name:
+                del self._lookalikes[latin]
         self.finished_count += 1
         if self.history_size <= 0:
             return
@@ -162,6 +199,7 @@ class Registry:
         """
         chosen: dict[str, TaskRecord] = {}
         for spec in specs:
+            spec = unicodedata.normalize("NFKC", spec)  # as names are
             if is_pattern(spec):
                 hits = [r for r in self.records(include_finished) if fnmatchcase(r.name, spec)]
                 if not hits:

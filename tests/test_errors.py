@@ -17,7 +17,7 @@ BAD_LINES: list[tuple[str, bytes, str]] = [
     ("another tool's word", b"quit", r"unknown command 'quit' \(did you mean 'end'\?\)"),
     ("unknown command, far", b"frobnicate", r"unknown command 'frobnicate'; 'help' lists"),
     ("missing argument", b"sleep", r"sleep: missing arguments \(usage: sleep SECONDS\)"),
-    ("too many arguments", b"kinds all", r"kinds: too many arguments \(usage: kinds\)"),
+    ("too many arguments", b"kinds all", r"kinds: too many arguments \(usage: kinds \[--json\]\)"),
     ("unknown option", b"show --bogus", r"show: unknown option '--bogus' \(usage: show "),
     ("flag with a value", b"show --all=yes", r"show: --all takes no value \(usage: show "),
     ("option without value", b"new idle --name", r"new: --name needs a value \(usage: new "),

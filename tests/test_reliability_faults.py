@@ -62,7 +62,7 @@ async def orphans():
     await asyncio.sleep(0)
     raise RuntimeError("parent died")
 
-async def hog(seconds):
+async def sleephog(seconds):
     time.sleep(float(seconds))
 
 async def spin(seconds):
@@ -72,7 +72,7 @@ async def spin(seconds):
 '''
 KIND_NAMES = [
     "raises", "weird", "huge", "interrupt", "exits", "badstr", "self_cancel", "orphans",
-    "hog", "spin",
+    "sleephog", "spin",
 ]
 
 
@@ -138,9 +138,9 @@ def test_a_task_blocking_the_loop_is_named_with_its_time(
     # well-behaved task; then a burst of 20,000 short steps that must not count.
     script = (
         "new tick 0.01 5 --name fine\n"
-        "new hog 0.6 --name sleeper\n"
+        "new sleephog 0.6 --name sleeper\n"
         "new spin 0.4 --name spinner\n"
-        "new hog 0.05 --name brief\n"
+        "new sleephog 0.05 --name brief\n"
         "wait\n"
         + "new timer 3600\n" * 20_000
         + "cancel 'timer-*'\n"
@@ -170,7 +170,7 @@ def test_stall_detection_can_be_turned_off(
 ) -> None:
     config = bad_config.read_text().replace("stall_threshold = 0.2", "stall_threshold = 0")
     bad_config.write_text(config)
-    result = run_taskd("new hog 0.3\nwait\n", "--config", str(bad_config))
+    result = run_taskd("new sleephog 0.3\nwait\n", "--config", str(bad_config))
     assert result.status == 0 and result.err == ""
 
 

@@ -4,11 +4,18 @@
 state that should outlive a session but is not worth a backup), "off" means none.
 A history that cannot be read or written is said once and then ignored: losing
 history must never cost the person their prompt.
+
+The file holds every line typed (`new shell 'mysql -pSECRET'`), so it is private,
+as bash keeps its own: the file is created 0600 and folders taskd creates 0700; an
+existing history file, and the `taskd` folder of the default location (taskd's own),
+are narrowed to that if they are open to others. Other existing folders are the
+user's and are left alone.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -65,15 +72,54 @@ class ForgivingFileHistory(FileHistory):
         self._report(f"cannot {doing} the history file {where}: {reason}; history off")
 
 
+def _private_folders(folder: Path) -> None:
+    """Create FOLDER and its missing parents, each 0700 (Path.mkdir would give the
+    parents the default mode)."""
+    missing: list[Path] = []
+    while not folder.is_dir():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for path in reversed(missing):
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            if not path.is_dir():
+                raise
+
+
+def _narrow(path: Path, mode: int) -> None:
+    """Take away what MODE does not grant, if PATH grants more (and is ours)."""
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+        if current & ~mode:
+            path.chmod(current & mode)
+    except OSError:
+        pass  # not ours to change, or gone: the history still works
+
+
+def _private_file(path: Path) -> None:
+    """Create PATH 0600 if it is missing; narrow it to 0600 if it exists."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NONBLOCK, 0o600))
+    except OSError:
+        return  # FileHistory meets the same error and reports it
+    _narrow(path, 0o600)
+
+
 def make_history(setting: str, environ: Mapping[str, str], report: Report) -> History:
     """The session's history. REPORT may be called from the loading thread."""
     path = history_path(setting, environ)
     if path is None:
         return InMemoryHistory()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_folders(path.parent)
     except OSError as exc:
         report(f"cannot create {path.parent}: {exc.strerror or exc}; history off")
         return InMemoryHistory()
+    if not setting:
+        _narrow(path.parent, 0o700)  # $XDG_STATE_HOME/taskd is taskd's own folder
+    _private_file(path)
     # Threaded: a long history file is read beside the loop, not on it.
     return ThreadedHistory(ForgivingFileHistory(path, report))

@@ -26,7 +26,7 @@ import errno
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.application import Application
@@ -60,6 +60,7 @@ class ShellFrontend:
         input: Input | None = None,
         output: TerminalOutput | None = None,
         environ: Mapping[str, str] | None = None,
+        lag: Callable[[], float | None] | None = None,
     ) -> None:
         """INPUT and OUTPUT default to the real terminal (fds 0 and 1, whatever
         sys.stdin and sys.stdout have become); tests pass a pipe and a buffer."""
@@ -75,6 +76,8 @@ class ShellFrontend:
         self.prompts = 0  # prompts shown so far
         self.colored = False
         self.lag = LagMeter()
+        # The loop lag the toolbar shows: this loop's own, or (attached) the daemon's.
+        self._lag = lag or (lambda: self.lag.lag)
         self._command: asyncio.Task[None] | None = None
         self.running_command: str | None = None  # the line being executed
         self._interrupted = False
@@ -109,7 +112,7 @@ class ShellFrontend:
             completer=TaskdCompleter(daemon.engine),
             complete_while_typing=False,
             enable_history_search=False,  # Ctrl-R searches; Up walks the history
-            bottom_toolbar=lambda: toolbar(daemon.engine, self.lag.lag),
+            bottom_toolbar=lambda: toolbar(daemon.engine, self._lag()),
             refresh_interval=0.5,
             key_bindings=self._key_bindings(),
             style=style,

@@ -118,13 +118,14 @@ class StreamSink:
         """Return once everything queued is written, or the stream broke; with
         PATIENCE, give up once the reader has taken nothing for that long."""
         self.hand_over()
+        began = time.monotonic()
         while True:
             with self._lock:
                 if self._queued == 0 or self.is_broken:
                     return
                 waiter = self._loop.create_future()
                 self._drained.append(waiter)
-                quiet = time.monotonic() - self._progress
+                quiet = time.monotonic() - max(self._progress, began)
             if patience is not None and quiet > patience:
                 with self._lock:
                     if waiter in self._drained:

@@ -9,37 +9,18 @@ every quarter second.
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from typing import TYPE_CHECKING
 
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 
+from ..lag import LagMeter
+
 if TYPE_CHECKING:
     from ..engine import Engine
 
+__all__ = ["LagMeter", "lag_text", "toolbar"]
+
 LAG_WARN = 0.1  # seconds late: a person notices the prompt stutter
-
-
-class LagMeter:
-    """The loop's recent wake-up lateness (the worst of the last couple of seconds,
-    so that one stall stays on the toolbar long enough to be read)."""
-
-    INTERVAL = 0.25
-
-    def __init__(self, keep: int = 8) -> None:
-        self.samples: deque[float] = deque(maxlen=keep)
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            expected = loop.time() + self.INTERVAL
-            await asyncio.sleep(self.INTERVAL)
-            self.samples.append(max(0.0, loop.time() - expected))
-
-    @property
-    def lag(self) -> float | None:
-        return max(self.samples) if self.samples else None
 
 
 def lag_text(lag: float | None) -> str:

@@ -1,13 +1,16 @@
 """How a kind is described: its function, its arguments, its one-line summary.
 
 Arguments are converted and checked when `new` is parsed, before anything is
-spawned, so a bad argument changes nothing.
+spawned, so a bad argument changes nothing: a value that would only fail inside the
+task (a sleep longer than the platform can time, a NUL byte that no command line can
+carry) is refused here.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+import re
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,22 +21,45 @@ from ..errors import CommandError, shown
 KindFunc = Callable[..., Awaitable[object]]
 _REQUIRED: Any = object()
 
+# The longest duration taskd accepts: about 31.7 years. time.sleep and
+# threading's waits stop at threading.TIMEOUT_MAX (about 9.2e9 s here), uvloop's
+# timers at 2**64 ms; 1e9 s is well inside all of them, and longer than any task.
+MAX_SECONDS = 1e9
 
-def _number(label: str, text: str) -> float:
+# A power of two plain numbers, as `kinds` shows defaults (search's P=2**-20).
+_POWER = re.compile(r"\s*([^*\s]+)\s*\*\*\s*([^*\s]+)\s*")
+
+
+def _float(label: str, text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise CommandError(f"{label}: expected a number, got {shown(text)}") from None
+
+
+def _number(label: str, text: str) -> float:
+    """A finite number, written plainly or as BASE**EXPONENT (computed, never eval'd)."""
+    power = _POWER.fullmatch(text)
+    if power is None:
+        value = _float(label, text)
+    else:
+        base, exponent = (_float(label, part) for part in power.groups())
+        try:
+            value = math.pow(base, exponent)
+        except (OverflowError, ValueError):
+            value = math.nan
     if not math.isfinite(value):
         raise CommandError(f"{label}: expected a finite number, got {shown(text)}")
     return value
 
 
 def seconds(label: str, text: str) -> float:
-    """A duration: a finite number >= 0."""
+    """A duration: a finite number from 0 to MAX_SECONDS."""
     value = _number(label, text)
     if value < 0:
         raise CommandError(f"{label}: expected seconds >= 0, got {shown(text)}")
+    if value > MAX_SECONDS:
+        raise CommandError(f"{label}: expected seconds <= 1e9, got {shown(text)}")
     return value
 
 
@@ -57,6 +83,13 @@ def probability(label: str, text: str) -> float:
 
 
 def text(label: str, value: str) -> str:
+    return value
+
+
+def command_line(label: str, value: str) -> str:
+    """A command line for /bin/sh: any text but a NUL byte, which no argv can carry."""
+    if "\0" in value:
+        raise CommandError(f"{label}: a command cannot contain a NUL byte")
     return value
 
 
@@ -115,7 +148,8 @@ class Kind:
             if arg.rest and words:
                 # One word is used as it is ("echo hi | wc"), several are re-quoted
                 # so that the shell sees the words the user wrote.
-                values.append(words[0] if len(words) == 1 else shlex.join(words))
+                joined = words[0] if len(words) == 1 else shlex.join(words)
+                values.append(arg.convert(arg.name, joined))
                 words = []
             elif words:
                 values.append(arg.convert(arg.name, words.pop(0)))

@@ -1,0 +1,148 @@
+"""Issue 9's promises: several front-ends on one daemon, each with its own replies;
+a stalled consumer bounded; a task's real stack reachable."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from conftest import IdleFrontend
+from reliability import DEADLINE, wait_until, write_config
+
+from taskd.config import Config
+from taskd.daemon import Daemon
+from taskd.reply import Reply
+from taskd.stacks import walk
+
+GRACE = 0.5
+BOUND = GRACE + 1.0
+SLACK = 4.0  # a loaded 2-core machine; the tasks here would otherwise run for ever
+
+
+async def test_two_front_ends_get_their_own_replies_and_both_see_events() -> None:
+    daemon = Daemon(Config(cancel_grace=GRACE))
+    first, second = IdleFrontend(), IdleFrontend()
+    serving = asyncio.get_running_loop().create_task(daemon.serve(first, second))
+    while daemon._saved_std is None:
+        await asyncio.sleep(0)
+    try:
+        await daemon.execute("new tick 0.001 2 --name t", Reply(first.output))
+        await daemon.execute("show", Reply(second.output))
+        await daemon.execute("wait t", Reply(first.output))
+    finally:
+        daemon.request_end()
+        await asyncio.wait_for(serving, DEADLINE)
+        daemon._restore_std()
+    one, two = first.output.lines, second.output.lines
+    assert "started t" in one and "started t" not in two
+    assert any(line.startswith("NAME ") for line in two)
+    assert not any(line.startswith("NAME ") for line in one)
+    for lines in (one, two):
+        assert "[t] tick 1" in lines and "[t] tick 2" in lines
+        assert any(line.startswith("t done after ") for line in lines)
+
+
+async def test_a_running_tasks_stack_names_the_kinds_own_function(live_daemon: object) -> None:
+    daemon = await live_daemon()  # type: ignore[operator]
+    await daemon.execute("new tick 5 --name t")
+    await asyncio.sleep(0)  # one loop turn: the task starts and awaits its sleep
+    task = daemon.registry.live["t"].task
+    frames, awaited = walk(task.get_coro())
+    functions = [f.function for f in frames]
+    assert "tick" in functions, functions
+    assert functions[-1] == "sleep" and frames[-1].file.endswith("asyncio/tasks.py")
+    assert awaited is not None  # the sleep's future (its await iterator)
+    # asyncio's own view stops at the first non-coroutine: ours goes further.
+    assert len(frames) > len(task.get_stack())
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def log_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as f:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    except FileNotFoundError:
+        return 0
+
+
+def test_a_stdout_nobody_reads_is_bounded(env: dict[str, str], tmp_path: Path) -> None:
+    """A flood to a stdout pipe nobody reads: stderr still says so at once, the log
+    (another consumer) keeps up, memory stays bounded, SIGTERM ends it in time."""
+    log = tmp_path / "events.log"
+    config = write_config(tmp_path, grace=GRACE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taskd", "--config", str(config), "--log", str(log)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    err: list[bytes] = []
+    reader = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(b"new msg xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx 1000000000 0 --name flood\n")
+        proc.stdin.flush()
+        wait_until(lambda: any(b"standard output is not being read" in e for e in err), "warned")
+        wait_until(lambda: log_lines(log) > 200_000, "the log kept writing")
+        before = rss_kb(proc.pid)
+        wait_until(lambda: log_lines(log) > 1_500_000, "the log kept writing")
+        after = rss_kb(proc.pid)
+        assert after - before < 64 * 1024, (before, after)  # kB: not growing with the flood
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        status = proc.wait(BOUND + SLACK)
+        assert time.monotonic() - began < BOUND + SLACK
+        assert status == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
+    reader.join(DEADLINE)
+    assert proc.stderr is not None
+    proc.stderr.close()
+    text = b"".join(err).decode()
+    assert "Traceback" not in text
+    assert "lines of standard output dropped" in text
+    assert log.read_text().rstrip("\n").rsplit("\n", 1)[-1].split()[2] == "daemon-end"
+
+
+def test_a_stderr_nobody_reads_loses_the_messages_not_the_work(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    script = b"no-such-command with some words to fill the pipe\n" * 50_000
+    script += b"new msg alive 3 0.01 --name a\nwait a\n"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taskd", "--config", str(write_config(tmp_path, grace=GRACE))],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        feeder = threading.Thread(target=lambda: (proc.stdin.write(script), proc.stdin.close()))  # type: ignore[union-attr]
+        feeder.start()
+        out = proc.stdout.read()  # stderr is never read
+        status = proc.wait(DEADLINE)
+        feeder.join(DEADLINE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
+    lines = out.decode().splitlines()
+    assert lines.count("[a] alive") == 3, lines[-5:]
+    assert status == 1

@@ -1,0 +1,278 @@
+"""Issue 10 through the real program: `serve --detach`, `send`, `status`, `stop`,
+`attach` in a pty, `console`, a second user, a second daemon, stale sockets,
+signals. (The socket server's hostile clients are in tests/test_sockserver.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from reliability import DEADLINE, wait_until
+from shellkit import plain
+from test_shell_pty import ENTER, Terminal
+
+GRACE = 0.5
+BOUND = GRACE + 1.0
+SLACK = 4.0
+
+
+class Daemon:
+    """A `taskd serve --detach` started for one test, stopped (or killed) after it."""
+
+    def __init__(self, env: dict[str, str], folder: Path) -> None:
+        self.env = env
+        self.folder = folder
+        self.socket = str(folder / "taskd" / "taskd.sock")
+        self.pid: int | None = None
+
+    def taskd(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "taskd", *args]
+        return subprocess.run(
+            command, input=stdin, capture_output=True, text=True, env=self.env,
+            timeout=DEADLINE, stdin=None if stdin is not None else subprocess.DEVNULL,
+        )
+
+    def start(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        started = self.taskd("serve", "--detach", "--socket", self.socket, *extra)
+        if started.returncode == 0:
+            self.pid = int(started.stdout.rsplit("pid ", 1)[1].rstrip(")\n"))
+        return started
+
+    def send(self, *words: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self.taskd("send", "--socket", self.socket, *words, stdin=stdin)
+
+    def alive(self) -> bool:
+        if self.pid is None:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{self.pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+    def kill(self) -> None:
+        if self.alive():
+            assert self.pid is not None
+            os.kill(self.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def daemon(env: dict[str, str]) -> Iterator[Callable[[], Daemon]]:
+    made: list[Daemon] = []
+    folders: list[str] = []
+
+    def make() -> Daemon:
+        folder = tempfile.mkdtemp(prefix="tdsock")  # short: a socket path is <= 107 bytes
+        folders.append(folder)
+        os.chmod(folder, 0o755)  # reachable by the second user of the uid test
+        config = Path(folder) / "cfg" / "taskd" / "config.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text(f"cancel_grace = {GRACE}\n")
+        d = Daemon({**env, "XDG_CONFIG_HOME": str(Path(folder) / "cfg")}, Path(folder))
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.kill()
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_serve_detach_send_status_stop(daemon: Callable[[], Daemon]) -> None:
+    d = daemon()
+    started = d.start()
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.startswith(f"taskd: serving on {d.socket} (pid ")
+    assert d.alive()
+    assert stat.S_IMODE(os.stat(d.socket).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(d.socket)).st_mode) == 0o700
+    assert d.send("new", "tick", "0.01", "--name", "t").stdout == "started t\n"
+    shown = d.send("show", "--json")
+    assert shown.returncode == 0 and json.loads(shown.stdout)[0]["name"] == "t"
+    script = "new timer 9 --name x\nbogus\nshow x\n"
+    piped = d.send("-", stdin=script)
+    assert piped.returncode == 1
+    assert piped.stderr == "<stdin>:2: error: unknown command 'bogus'; 'help' lists the commands\n"
+    assert piped.stdout.splitlines()[0] == "started x"
+    (d.folder / "cmds.tdc").write_text("cancel x\n")
+    from_file = d.send(str(d.folder / "cmds.tdc"))
+    assert (from_file.returncode, from_file.stdout) == (0, "cancelled x\n")
+    status = d.taskd("status", "--socket", d.socket)
+    assert status.returncode == 0 and f"pid: {d.pid}" in status.stdout
+    stopped = d.taskd("stop", "--socket", d.socket)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not d.alive()  # stop returns once the process has gone
+    assert not os.path.exists(d.socket) and not os.path.exists(d.socket[:-4] + "pid")
+    none = d.send("show")
+    assert none.returncode == 3
+    assert none.stderr.startswith(f"taskd: no daemon is running at {d.socket} (start one")
+    assert d.taskd("status", "--socket", d.socket).returncode == 3
+
+
+def test_one_daemon_per_socket_and_a_stale_socket_is_replaced(
+    daemon: Callable[[], Daemon],
+) -> None:
+    d = daemon()
+    os.makedirs(os.path.dirname(d.socket), mode=0o700)
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(d.socket)  # a socket file nobody listens on (a crashed daemon's)
+    stale.close()
+    assert d.start().returncode == 0
+    second = d.taskd("serve", "--socket", d.socket)
+    assert second.returncode == 2
+    running = f"a taskd is already running at {d.socket} (pid {d.pid})"
+    assert second.stderr == f"taskd: error: {running}\n"
+    detached = d.taskd("serve", "--detach", "--socket", d.socket)
+    assert detached.returncode == 2 and "already running" in detached.stderr
+
+
+def test_an_unsafe_folder_is_refused(daemon: Callable[[], Daemon]) -> None:
+    d = daemon()
+    open_folder = d.folder / "open"
+    open_folder.mkdir(mode=0o777)
+    os.chmod(open_folder, 0o777)
+    refused = d.taskd("serve", "--detach", "--socket", str(open_folder / "s.sock"))
+    assert refused.returncode == 2
+    assert refused.stderr.startswith("taskd: error: ") and "open" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+
+
+SECOND_USER_CLIENT = """
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+except OSError as exc:
+    print("refused:", exc.strerror)
+    sys.exit(0)
+s.sendall(json.dumps({"id": 1, "line": "show"}).encode() + b"\\n")
+print("answered:", s.recv(65536))
+"""
+
+
+@pytest.mark.skipif(
+    shutil.which("setpriv") is None or not os.path.exists("/usr/bin/python3") or os.getuid() != 0,
+    reason="needs setpriv, a system python3 and root to become another user",
+)
+def test_another_user_is_refused(daemon: Callable[[], Daemon]) -> None:
+    """A real second user (nobody), with the system's python (the test's own may sit
+    in a folder only root can enter), tries the socket: refused, daemon unaffected."""
+    d = daemon()
+    assert d.start().returncode == 0
+    other = subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+         "/usr/bin/python3", "-c", SECOND_USER_CLIENT, d.socket],
+        capture_output=True, text=True, timeout=DEADLINE, env={"PATH": "/usr/bin:/bin"},
+    )
+    assert other.stdout == "refused: Permission denied\n", other
+    assert d.send("show").returncode == 0  # and the daemon is unaffected
+
+
+@pytest.mark.parametrize("how", ["end", "SIGTERM", "SIGINT"])
+def test_every_ending_removes_the_socket_in_time(
+    daemon: Callable[[], Daemon], how: str
+) -> None:
+    d = daemon()
+    assert d.start().returncode == 0
+    assert d.send("new", "stubborn", "--name", "s").returncode == 0
+    began = time.monotonic()
+    if how == "end":
+        assert d.send("end").returncode == 0
+    else:
+        assert d.pid is not None
+        os.kill(d.pid, getattr(signal, how))
+    wait_until(lambda: not d.alive(), "the daemon did not end")
+    assert time.monotonic() - began < BOUND + SLACK
+    assert not os.path.exists(d.socket)
+
+
+def test_attach_detach_attach_again_and_end(
+    daemon: Callable[[], Daemon], env: dict[str, str]
+) -> None:
+    d = daemon()
+    assert d.start().returncode == 0
+    assert d.send("new", "tick", "0.05", "--name", "ticker").returncode == 0
+    term = Terminal({**d.env, "TERM": "xterm-256color"}, f"attach --socket {d.socket}")
+    try:
+        term.wait_for(r"\[ticker\] tick \d+")  # events arrive above the prompt
+        term.send("show" + ENTER)
+        term.wait_for(r"ticker\s+tick\s+running")
+        term.send("detach" + ENTER)
+        status, _ = term.left_as_found()
+        assert status == "0"
+    finally:
+        term.child.close(force=True)
+    assert d.alive() and "ticker" in d.send("show").stdout  # the daemon went on
+    again = Terminal({**d.env, "TERM": "xterm-256color"}, f"attach --socket {d.socket}")
+    other = Terminal({**d.env, "TERM": "xterm-256color"}, f"attach --socket {d.socket}")
+    try:
+        again.wait_for(r"\[ticker\] tick \d+")
+        other.wait_for(r"\[ticker\] tick \d+")
+        other.send("kinds" + ENTER)
+        other.wait_for(r"stubborn")
+        again.send("new timer 0 --name quick" + ENTER)
+        again.wait_for(r"started quick")
+        other.wait_for(r"quick done after")  # events reach every attached shell...
+        assert "started quick" not in plain(other.raw)  # ...a reply only to the asker
+        again.send("end" + ENTER)
+        for term_ in (again, other):
+            term_.wait_for(r"taskd ended; detached")
+            assert term_.left_as_found()[0] == "0"
+    finally:
+        again.child.close(force=True)
+        other.child.close(force=True)
+    wait_until(lambda: not d.alive(), "the daemon did not end")
+
+
+def test_the_console_runs_python_in_the_daemon(daemon: Callable[[], Daemon]) -> None:
+    d = daemon()
+    assert d.start().returncode == 0
+    assert d.send("new", "idle", "--name", "i").returncode == 0
+    code = (
+        "print(sorted(registry.live))\n"
+        "t = asyncio.create_task(asyncio.sleep(3600), name='from-console')\n"
+        "await asyncio.sleep(0)\n"
+        "print(t.get_name(), t.done())\n"
+    )
+    result = d.taskd("console", "--socket", d.socket, stdin=code)
+    assert result.returncode == 0, result.stderr
+    assert "['i']" in result.stdout and "from-console False" in result.stdout
+    began = time.monotonic()
+    assert d.send("end").returncode == 0
+    wait_until(lambda: not d.alive(), "the console's task kept the daemon")
+    assert time.monotonic() - began < BOUND + SLACK
+
+
+def test_a_foreground_taskd_can_serve_too(daemon: Callable[[], Daemon]) -> None:
+    d = daemon()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taskd", "--serve", "--socket", d.socket],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=d.env,
+    )
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(b"new idle --name local\n")
+        proc.stdin.flush()
+        wait_until(lambda: d.send("show").returncode == 0, "the socket did not come up")
+        assert "local" in d.send("show").stdout
+        out, err = proc.communicate(timeout=DEADLINE)  # end of input: the end
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert out.decode().startswith("started local")
+    assert not os.path.exists(d.socket)

@@ -1,0 +1,561 @@
+"""The control socket's server, against a stand-in daemon (tests/sockfake.py).
+
+Real Unix sockets throughout; the hostile clients are real: one that never reads,
+one killed mid-command, one run as another user, 256 at once, a storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sockfake import FakeDaemon
+
+from taskd import protocol
+from taskd.frontends.sockserver import SocketServer
+from taskd.sockpath import SocketError, pid_path
+
+TIMEOUT = 30
+
+
+class Client:
+    """A raw protocol client, as anyone's script would be."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.next_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    @classmethod
+    async def connect(cls, path: str) -> Client:
+        reader, writer = await asyncio.open_unix_connection(path, limit=8 << 20)
+        return cls(reader, writer)
+
+    async def recv(self) -> dict[str, Any] | None:
+        line = await asyncio.wait_for(self.reader.readline(), TIMEOUT)
+        if not line:
+            return None
+        obj = json.loads(line)
+        assert isinstance(obj, dict)
+        return obj
+
+    async def hello(self) -> dict[str, Any]:
+        obj = await self.recv()
+        assert obj is not None and obj["taskd"] == 1
+        return obj
+
+    def send_raw(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    def ask_nowait(self, line: str, strict: bool = False) -> int:
+        self.next_id += 1
+        self.writer.write(protocol.request(self.next_id, line, strict))
+        return self.next_id
+
+    async def replies(self, rid: int | None) -> tuple[list[str], list[str], dict[str, Any]]:
+        """Out and err texts for RID up to its done line (events are kept aside)."""
+        outs: list[str] = []
+        errs: list[str] = []
+        while True:
+            obj = await self.recv()
+            assert obj is not None, "connection closed before the reply was done"
+            if "event" in obj:
+                self.events.append(obj["event"])
+                continue
+            assert obj.get("id") == rid, obj
+            if "out" in obj:
+                outs.append(obj["out"])
+            elif "err" in obj:
+                errs.append(obj["err"])
+            elif obj.get("done"):
+                return outs, errs, obj
+
+    async def ask(self, line: str, strict: bool = False) -> tuple[list[str], list[str], bool]:
+        outs, errs, done = await self.replies(self.ask_nowait(line, strict))
+        return outs, errs, done["ok"]
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def sock_path(tmp_path: Path) -> str:
+    return str(tmp_path / "run" / "taskd.sock")
+
+
+@pytest.fixture
+async def served(sock_path: str) -> AsyncIterator[tuple[FakeDaemon, SocketServer]]:
+    daemon = FakeDaemon()
+    server = SocketServer(daemon)
+    await server.start(sock_path)
+    try:
+        yield daemon, server
+    finally:
+        await server.aclose("test over")
+
+
+async def until(predicate: Any, what: str) -> None:
+    """Wait for a condition the loop will make true (bounded)."""
+    for _ in range(TIMEOUT * 100):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# -- start and end ---------------------------------------------------------------
+
+
+async def test_start_makes_a_private_socket_and_pid_file(
+    sock_path: str, served: tuple[FakeDaemon, SocketServer]
+) -> None:
+    assert stat.S_IMODE(os.stat(os.path.dirname(sock_path)).st_mode) == 0o700
+    assert stat.S_ISSOCK(os.stat(sock_path).st_mode)
+    assert stat.S_IMODE(os.stat(sock_path).st_mode) == 0o600
+    assert Path(pid_path(sock_path)).read_text() == f"{os.getpid()}\n"
+    client = await Client.connect(sock_path)
+    hello = await client.hello()
+    assert hello["pid"] == os.getpid() and isinstance(hello["version"], str)
+    await client.close()
+
+
+async def test_a_second_server_on_a_live_socket_is_refused_naming_the_pid(
+    sock_path: str, served: tuple[FakeDaemon, SocketServer]
+) -> None:
+    with pytest.raises(SocketError) as info:
+        await SocketServer(FakeDaemon()).start(sock_path)
+    assert str(info.value) == f"a taskd is already running at {sock_path} (pid {os.getpid()})"
+    client = await Client.connect(sock_path)  # the first one is unaffected
+    await client.hello()
+    assert await client.ask("echo still here") == (["still here"], [], True)
+    await client.close()
+
+
+async def test_a_stale_socket_is_replaced(sock_path: str) -> None:
+    os.makedirs(os.path.dirname(sock_path), mode=0o700)
+    old = socket.socket(socket.AF_UNIX)
+    old.bind(sock_path)
+    old.close()  # left behind, nobody listening
+    server = SocketServer(FakeDaemon())
+    await server.start(sock_path)
+    try:
+        client = await Client.connect(sock_path)
+        await client.hello()
+        await client.close()
+    finally:
+        await server.aclose()
+    assert not os.path.exists(sock_path)
+    assert not os.path.exists(pid_path(sock_path))
+
+
+async def test_a_file_that_is_not_a_socket_is_never_replaced(sock_path: str) -> None:
+    os.makedirs(os.path.dirname(sock_path), mode=0o700)
+    Path(sock_path).write_text("precious")
+    with pytest.raises(SocketError, match="is not a socket"):
+        await SocketServer(FakeDaemon()).start(sock_path)
+    assert Path(sock_path).read_text() == "precious"
+
+
+async def test_an_unsafe_folder_or_a_long_path_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "open"
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777)
+    with pytest.raises(SocketError, match="open to other users"):
+        await SocketServer(FakeDaemon()).start(str(folder / "taskd.sock"))
+    with pytest.raises(SocketError, match="socket path too long"):
+        await SocketServer(FakeDaemon()).start(str(tmp_path / ("x" * 120) / "taskd.sock"))
+    assert list(folder.iterdir()) == []
+
+
+async def test_aclose_says_bye_to_every_client_and_removes_its_files(sock_path: str) -> None:
+    daemon = FakeDaemon()
+    server = SocketServer(daemon)
+    await server.start(sock_path)
+    clients = [await Client.connect(sock_path) for _ in range(3)]
+    for client in clients:
+        await client.hello()
+    waiting = clients[0].ask_nowait("wait")
+    await asyncio.wait_for(daemon.wait_started.wait(), TIMEOUT)
+    await server.aclose("taskd ended")
+    for client in clients:
+        assert await client.recv() == {"bye": "taskd ended"}
+        assert await client.recv() is None
+        await client.close()
+    assert waiting == 1 and daemon.waits_cancelled == 1
+    assert not os.path.exists(sock_path) and not os.path.exists(pid_path(sock_path))
+
+
+# -- requests and replies --------------------------------------------------------
+
+
+async def test_replies_carry_the_id_and_say_ok(
+    sock_path: str, served: tuple[FakeDaemon, SocketServer]
+) -> None:
+    daemon, _server = served
+    client = await Client.connect(sock_path)
+    await client.hello()
+    assert await client.ask("echo hello world") == (["hello world"], [], True)
+    assert await client.ask("lines 3") == (["line 0", "line 1", "line 2"], [], True)
+    assert await client.ask("fail no such task 'x'") == ([], ["no such task 'x'"], False)
+    assert await client.ask("crash") == ([], ["internal error: RuntimeError: a bug"], False)
+    assert daemon.reports == ["error: 'crash' raised RuntimeError: a bug"]
+    assert await client.ask("echo goes on") == (["goes on"], [], True)
+    await client.close()
+
+
+async def test_strict_requests_after_a_failure_are_skipped(
+    sock_path: str, served: tuple[FakeDaemon, SocketServer]
+) -> None:
+    daemon, _server = served
+    client = await Client.connect(sock_path)
+    await client.hello()
+    ids = [client.ask_nowait(line, strict=True) for line in ("echo a", "fail x", "echo b")]
+    assert (await client.replies(ids[0]))[2]["ok"] is True
+    assert (await client.replies(ids[1]))[2]["ok"] is False
+    _outs, _errs, done = await client.replies(ids[2])
+    assert done == {"id": ids[2], "done": True, "ok": False, "skipped": True}
+    assert daemon.executed == ["echo a", "fail x"]
+    await client.close()
+
+
+async def test_many_pipelined_requests_are_answered_in_order(
+    sock_path: str, served: tuple[FakeDaemon, SocketServer]
+) -> None:
+    """Past MAX_QUEUED lines read ahead, reading pauses; nothing is lost."""
+    client = await Client.connect(sock_path)
+    await client.hello()
+    client.send_raw(b"".join(protocol.request(i, f"sleepy {i}") for i in range(1, 5001)))
+    for i in range(1, 5001):
+        assert await client.replies(i) == ([str(i)], [], {"id": i, "done": True, "ok": True})
+    await client.close()
+
+
+async def test_a_half_closed_client_gets_every_reply_then_the_end(
+    sock_path: str, served: tuple[FakeDaemon, SocketServer]
+) -> None:
+    client = await Client.connect(sock_path)
+    await client.hello()
+    client.ask_nowait("echo one")
+    client.ask_nowait("sleepy two")
+    client.writer.write_eof()
+    assert (await client.replies(1))[0] == ["one"]
+    assert (await client.replies(2))[0] == ["two"]
+    assert await client.recv() is None
+    await client.close()
+
+
+async def test_a_running_command_can_be_cancelled_by_its_client(
+    sock_path: str, served: tuple[FakeDaemon, SocketServer]
+) -> None:
+    daemon, _server = served
+    client = await Client.connect(sock_path)
+    await client.hello()
+    rid = client.ask_nowait("wait")
+    queued = client.ask_nowait("echo after")
+    await asyncio.wait_for(daemon.wait_started.wait(), TIMEOUT)
+    client.send_raw(protocol.cancel(100, rid))
+    seen = [await client.recv() for _ in range(5)]
+    assert {"id": 100, "done": True, "ok": True} in seen
+    assert {"id": rid, "err": "interrupted"} in seen
+    assert {"id": rid, "done": True, "ok": False} in seen
+    assert {"id": queued, "out": "after"} in seen
+    assert daemon.waits_cancelled == 1
+    # cancelling what is not running says so
+    client.send_raw(protocol.cancel(101, 999))
+    assert await client.recv() == {"id": 101, "done": True, "ok": False}
+    await client.close()
+
+
+# -- events ----------------------------------------------------------------------
+
+
+async def test_subscribers_get_every_event_and_only_their_own_replies(
+    sock_path: str, served: tuple[FakeDaemon, SocketServer]
+) -> None:
+    a = await Client.connect(sock_path)
+    b = await Client.connect(sock_path)
+    quiet = await Client.connect(sock_path)
+    for c in (a, b, quiet):
+        await c.hello()
+    for c in (a, b):
+        c.send_raw(protocol.subscribe(50))
+        assert await c.recv() == {"id": 50, "done": True, "ok": True}
+    assert await a.ask("emit 3") == ([], [], True)
+    assert await quiet.ask("echo mine") == (["mine"], [], True)
+    for _ in range(3):
+        ev = await b.recv()
+        assert ev is not None and "event" in ev, ev
+        b.events.append(ev["event"])
+    for c in (a, b):
+        assert [e["text"] for e in c.events] == ["[t1] event 0", "[t1] event 1", "[t1] event 2"]
+        assert c.events[0]["task"] == "t1" and c.events[0]["name"] == "output"
+        assert c.events[0]["fields"] == {"text": "event 0"}
+    # b saw a's events but none of a's replies; quiet saw no events at all
+    assert await b.ask("echo b") == (["b"], [], True)
+    assert quiet.events == [] and await quiet.ask("echo q") == (["q"], [], True)
+    assert quiet.events == []
+    # unsubscribing stops them
+    a.send_raw(b'{"id": 60, "subscribe": false}\n')
+    assert await a.recv() == {"id": 60, "done": True, "ok": True}
+    assert await b.ask("emit 1") == ([], [], True)
+    assert await a.ask("echo a") == (["a"], [], True)
+    assert len(a.events) == 3
+    for c in (a, b, quiet):
+        await c.close()
+
+
+# -- hostile and unlucky clients ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("garbage", "expected"),
+    [
+        (b"{not json\n", {"id": None, "err": "not JSON: Expecting property name enclosed in "
+                                             "double quotes: line 1 column 2 (char 1)"}),
+        (b"\x00\xff\xfe\x80binary\n", {"id": None,
+                                       "err": "not valid UTF-8 (byte 0xff at column 2)"}),
+        (b"x" * (3 << 20) + b"\n", {"id": None, "err": "line too long (over 1048576 bytes)"}),
+        (b'{"id": 5}\n', {"id": 5,
+                          "err": 'a request has exactly one of "line", "subscribe", "cancel"'}),
+    ],
+)  # fmt: skip
+async def test_garbage_gets_one_error_and_the_connection_goes_on(
+    sock_path: str,
+    served: tuple[FakeDaemon, SocketServer],
+    garbage: bytes,
+    expected: dict[str, Any],
+) -> None:
+    daemon, _server = served
+    client = await Client.connect(sock_path)
+    await client.hello()
+    client.send_raw(garbage)
+    assert await client.recv() == expected
+    if expected["id"] is not None:
+        assert await client.recv() == {"id": expected["id"], "done": True, "ok": False}
+    assert await client.ask("echo fine") == (["fine"], [], True)
+    assert daemon.executed == ["echo fine"] and daemon.reports == []
+    await client.close()
+
+
+async def test_an_unknown_protocol_version_is_answered_then_closed(
+    sock_path: str, served: tuple[FakeDaemon, SocketServer]
+) -> None:
+    client = await Client.connect(sock_path)
+    other = await Client.connect(sock_path)
+    await client.hello()
+    await other.hello()
+    client.send_raw(b'{"taskd": 2, "id": 1, "line": "echo x"}\n')
+    message = "protocol version 2 is not supported (this daemon speaks 1)"
+    assert await client.recv() == {"id": 1, "err": message}
+    assert await client.recv() == {"id": 1, "done": True, "ok": False}
+    assert await client.recv() == {"bye": message}
+    assert await client.recv() is None
+    assert await other.ask("echo unaffected") == (["unaffected"], [], True)
+    await client.close()
+    await other.close()
+
+
+async def test_a_client_that_never_reads_is_cut_off_and_nobody_waits(sock_path: str) -> None:
+    daemon = FakeDaemon()
+    server = SocketServer(daemon, max_buffer=256 << 10)
+    await server.start(sock_path)
+    try:
+        stuck = socket.socket(socket.AF_UNIX)
+        stuck.connect(sock_path)
+        stuck.sendall(protocol.subscribe(1))  # and never reads a byte
+        reader = await Client.connect(sock_path)
+        await reader.hello()
+        reader.send_raw(protocol.subscribe(1))
+        assert await reader.recv() == {"id": 1, "done": True, "ok": True}
+        await until(lambda: len(server._subscribers) == 2, "both subscribed")
+        # 100 rounds of 1,000 events (about 10 MB), well past what the stuck client's
+        # socket and bound hold; the reader (on this same loop, so it reads between
+        # rounds only) takes every one.
+        for round_ in range(100):
+            rid = reader.ask_nowait("emit 1000")
+            got = 0
+            while True:
+                obj = await reader.recv()
+                assert obj is not None
+                if "event" in obj:
+                    assert obj["event"]["fields"]["text"] == f"event {got}"
+                    got += 1
+                elif obj == {"id": rid, "done": True, "ok": True}:
+                    break
+            assert got == 1000, round_
+        assert len(server._subscribers) == 1
+        assert daemon.reports == [
+            f"control socket: a client (uid {os.geteuid()}) stopped reading; over 262144 "
+            "bytes were waiting for it: disconnected"
+        ]
+        stuck.close()
+        await reader.close()
+    finally:
+        await server.aclose()
+
+
+async def test_a_client_leaving_mid_command_cancels_only_that_command(
+    sock_path: str, served: tuple[FakeDaemon, SocketServer]
+) -> None:
+    daemon, server = served
+    client = await Client.connect(sock_path)
+    await client.hello()
+    client.ask_nowait("wait")
+    await asyncio.wait_for(daemon.wait_started.wait(), TIMEOUT)
+    await client.close()
+    await until(lambda: daemon.waits_cancelled == 1, "the wait cancelled")
+    assert daemon.waiting == 0 and daemon.reports == []
+    other = await Client.connect(sock_path)
+    await other.hello()
+    assert await other.ask("echo alive") == (["alive"], [], True)
+    await other.close()
+    await until(lambda: not server.connections, "connections gone")
+
+
+KILLED_CLIENT = """
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.makefile("rb").readline()
+s.sendall(b'{"id": 1, "line": "wait"}\\n')
+print("sent", flush=True)
+sys.stdin.read()
+"""
+
+
+async def test_a_client_killed_mid_command(
+    sock_path: str, served: tuple[FakeDaemon, SocketServer]
+) -> None:
+    daemon, server = served
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", KILLED_CLIENT, sock_path,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    assert await asyncio.wait_for(proc.stdout.readline(), TIMEOUT) == b"sent\n"
+    await asyncio.wait_for(daemon.wait_started.wait(), TIMEOUT)
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+    await until(lambda: daemon.waits_cancelled == 1, "the wait cancelled")
+    await until(lambda: not server.connections, "connection gone")
+    client = await Client.connect(sock_path)
+    await client.hello()
+    assert await client.ask("echo alive") == (["alive"], [], True)
+    await client.close()
+
+
+async def test_256_clients_at_once(sock_path: str, served: tuple[FakeDaemon, SocketServer]) -> None:
+    clients = await asyncio.gather(*(Client.connect(sock_path) for _ in range(256)))
+    await asyncio.gather(*(c.hello() for c in clients))
+    replies = await asyncio.gather(*(c.ask(f"sleepy {i}") for i, c in enumerate(clients)))
+    assert replies == [([str(i)], [], True) for i in range(256)]
+    _daemon, server = served
+    assert len(server.connections) == 256
+    await asyncio.gather(*(c.close() for c in clients))
+    await until(lambda: not server.connections, "connections gone")
+
+
+async def test_a_connect_disconnect_storm(
+    sock_path: str, served: tuple[FakeDaemon, SocketServer]
+) -> None:
+    daemon, server = served
+    for i in range(300):
+        _reader, writer = await asyncio.open_unix_connection(sock_path)
+        if i % 3 == 1:
+            writer.write(protocol.request(1, "lines 1000"))  # and leave before the reply
+        elif i % 3 == 2:
+            writer.write(b'{"id": 1, "li')  # half a request
+        writer.transport.abort()
+    client = await Client.connect(sock_path)
+    await client.hello()
+    assert await client.ask("echo alive") == (["alive"], [], True)
+    await until(lambda: len(server.connections) == 1, "storm connections gone")
+    assert daemon.reports == []
+    await client.close()
+
+
+# -- another user ---------------------------------------------------------------
+
+AS_NOBODY = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+try:
+    s.sendall(b'{"id": 1, "line": "echo hi"}\\n')
+except BrokenPipeError:
+    pass  # refused and closed already: what was said is still there to read
+s.settimeout(30)
+data = b""
+while True:
+    try:
+        chunk = s.recv(4096)
+    except ConnectionResetError:
+        break  # closed with our request unread: the lines before still arrived
+    if not chunk:
+        break
+    data += chunk
+sys.stdout.write(data.decode())
+"""
+
+
+@pytest.fixture
+def shared_folder() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="taskd-test-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+async def test_another_user_is_refused_with_one_line_and_it_is_reported(
+    shared_folder: Path,
+) -> None:
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed: cannot run a client as another user")
+    if os.geteuid() != 0:
+        pytest.skip("running a client as another user needs root")
+    path = str(shared_folder / "run" / "taskd.sock")
+    daemon = FakeDaemon()
+    server = SocketServer(daemon)
+    await server.start(path)
+    try:
+        # As if the modes had been loosened by hand: the peer check still holds.
+        shared_folder.chmod(0o711)
+        os.chmod(os.path.dirname(path), 0o711)
+        os.chmod(path, 0o666)
+        proc = await asyncio.create_subprocess_exec(
+            setpriv, "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
+            sys.executable, "-I", "-c", AS_NOBODY, path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd="/",
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        assert out.decode().splitlines() == [
+            json.dumps({"bye": "refused: uid 65534 may not use this taskd (only uid 0)"},
+                       separators=(",", ":"))
+        ]  # fmt: skip
+        assert daemon.executed == []
+        assert daemon.reports == ["control socket: refused a connection from uid 65534"]
+        client = await Client.connect(path)
+        await client.hello()
+        assert await client.ask("echo me") == (["me"], [], True)
+        await client.close()
+    finally:
+        await server.aclose()
