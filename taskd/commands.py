@@ -439,5 +439,4 @@ def help_text(name: str | None = None) -> str:
 
 
 # Commands of other rooms register themselves in the same table.
-from . import commands_daemon  # noqa: E402, F401
-from . import commands_supervise  # noqa: E402, F401
+from . import commands_daemon, commands_supervise  # noqa: E402, F401
