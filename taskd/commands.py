@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import json
+import os
 import re
 import shlex
 import time
@@ -27,6 +28,7 @@ from .i18n import _
 from .kinds._spec import seconds
 from .lag import LagMeter
 from .reply import Reply
+from .supervise import POLICIES, TaskOptions, parse_options
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -72,11 +74,13 @@ class Param:
 
 @dataclass
 class Args:
-    """A parsed command line: positional words, flags given, option values."""
+    """A parsed command line: positional words, flags given, option values (the
+    options that may repeat: every value, in order, in `lists`)."""
 
     words: list[str] = field(default_factory=list)
     flags: set[str] = field(default_factory=set)
     values: dict[str, str] = field(default_factory=dict)
+    lists: dict[str, list[str]] = field(default_factory=dict)
 
 
 Handler = Callable[[Context, Args], Awaitable[None]]
@@ -99,7 +103,10 @@ class Command:
             return self.usage_text
         parts = [self.name, *(p.usage() for p in self.params)]
         parts += [f"[{flag}]" for flag in self.flags]
-        parts += [f"[{option} {value.label}]" for option, value in self.options.items()]
+        parts += [
+            f"[{option} {value.label}]" + ("..." if value.repeat else "")
+            for option, value in self.options.items()
+        ]
         return " ".join(parts)
 
     @property
@@ -150,7 +157,10 @@ class Command:
                                     command=self.name, option=option
                                 )
                             )
-                    args.values[option] = value
+                    if self.options[option].repeat:
+                        args.lists.setdefault(option, []).append(value)
+                    else:
+                        args.values[option] = value
                 else:
                     raise self.fail(
                         _("{command}: unknown option {option}").format(
@@ -242,14 +252,62 @@ def _names_line(verb: str, name: str) -> Fragments:
     "new",
     "spawn a task of KIND (default idle)",
     params=(Param("KIND", "kind", optional=True), Param("ARG", "text", optional=True, repeat=True)),
-    options={"--name": Param("NAME")},
+    options={
+        "--name": Param("NAME"),
+        "--restart": Param("POLICY", "choice", choices=POLICIES),
+        "--max-restarts": Param("N", "number"),
+        "--backoff": Param("S", "seconds"),
+        "--after": Param("NAME[,NAME...]", "task"),
+        "--timeout": Param("S", "seconds"),
+        "--group": Param("G"),
+        "--cwd": Param("DIR", "file"),
+        "--env": Param("KEY=VALUE", repeat=True),
+    },
+    usage_text="new [KIND] [ARG...] [--name NAME] [OPTION...]",
     details="`kinds` lists the kinds and their arguments. Without --name the task is "
-    "called KIND-N.",
+    "called KIND-N. Options: --restart no|on-failure|always, --max-restarts N, "
+    "--backoff S, --after NAME[,NAME...], --timeout S, --group G, and for shell tasks "
+    "--cwd DIR and --env KEY=VALUE (repeatable). --restart (default no) starts a task again "
+    "after --backoff S seconds (default 1, doubling up to 60), at most --max-restarts "
+    "times (default 5). --after waits until the named tasks are done (it is cancelled "
+    "if one is not). --timeout fails it after S seconds of running. --group puts it in "
+    "a group (`group G --parallel N`). --cwd and --env (repeatable) are for shell tasks.",
 )
 async def _new(ctx: Context, args: Args) -> None:
     kind, *words = args.words or ["idle"]
-    record = ctx.engine.spawn(kind, words, args.values.get("--name"))
+    options = task_options(ctx.engine, args)
+    record = ctx.engine.spawn(kind, words, args.values.get("--name"), options)
     ctx.reply.out(_names_line("started", record.name))
+
+
+def task_options(engine: Engine, args: Args) -> TaskOptions | None:
+    """The supervision options of a `new` line (None when it has none)."""
+    given: dict[str, str | list[str]] = {
+        option[2:]: value for option, value in args.values.items() if option != "--name"
+    }
+    if "--env" in args.lists:
+        given["env"] = args.lists["--env"]
+    if not given:
+        return None
+    # 10,000 lines with the same `--group g` parse it once: options are immutable.
+    # Not --after (the names must exist now) nor --cwd (the folder must).
+    key = None if "after" in given or "cwd" in given else repr(sorted(given.items()))
+    if key is not None and (found := _PARSED.get(key)) is not None:
+        return found
+    registry = engine.registry
+    options = parse_options(
+        given, known_names=lambda name: name in registry.live or name in registry.history
+    )
+    if options.cwd is not None and not os.path.isdir(options.cwd):
+        raise CommandError(f"--cwd: no folder {shown(options.cwd)}")
+    if key is not None:
+        if len(_PARSED) >= 256:
+            _PARSED.clear()
+        _PARSED[key] = options
+    return options
+
+
+_PARSED: dict[str, TaskOptions] = {}  # options of recent `new` lines, by their text
 
 
 @command(
@@ -283,7 +341,8 @@ async def _show(ctx: Context, args: Args) -> None:
     elif not records:
         ctx.reply.out(_("no tasks") if not include else _("no tasks, live or finished"))
     else:
-        ctx.reply.lines(formatting.table(records, ctx.reply.width, depths))  # type: ignore[arg-type]
+        lines = formatting.table(records, ctx.reply.width, depths, engine.detail)
+        ctx.reply.lines(lines)  # type: ignore[arg-type]
 
 
 @command(
@@ -426,4 +485,4 @@ def help_text(name: str | None = None, width: int | None = None) -> str:
 
 
 # Commands of other rooms register themselves in the same table.
-from . import commands_daemon, commands_teach  # noqa: E402, F401
+from . import commands_daemon, commands_supervise, commands_teach  # noqa: E402, F401

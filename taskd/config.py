@@ -42,6 +42,8 @@ class Config:
     log_format: str = "text"
     stall_threshold: float = 0.5
     loop: str = "asyncio"
+    state_file: str = ""
+    restore: bool = False
     socket: str = ""
     serve: bool = False
     client_buffer: int = 4 << 20

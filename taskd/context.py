@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 
 CURRENT: ContextVar[TaskRecord | None] = ContextVar("taskd_current", default=None)
 CANCEL_GRACE: ContextVar[float] = ContextVar("taskd_cancel_grace", default=2.0)
+# A shell task's --cwd and --env (folder or None, extra variables): set in the task's
+# context by the engine, so the kind's signature stays its arguments only.
+SHELL_SETTINGS: ContextVar[tuple[str | None, tuple[tuple[str, str], ...]]] = ContextVar(
+    "taskd_shell_settings", default=(None, ())
+)
 # Set in a console connection's task: the tasks its code starts are cancelled at `end`.
 IN_CONSOLE: ContextVar[bool] = ContextVar("taskd_in_console", default=False)
 

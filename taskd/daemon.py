@@ -42,6 +42,7 @@ from .kinds.processes import kill_groups
 from .lag import LagMeter
 from .narrate import Narrator
 from .output import MemoryOutput, Output
+from .persist import Persistence
 from .registry import Registry, TaskRecord
 from .reply import Reply
 from .stall import StallWatch
@@ -122,6 +123,7 @@ class Daemon:
         self._gc_was_enabled = False
         self._default: Output = output or MemoryOutput()
         self._console_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self.persist: Persistence | None = None  # the state file, when configured
 
     # -- what front-ends and commands use ------------------------------------------
 
@@ -251,6 +253,11 @@ class Daemon:
                 self.exit_status = 2
                 return False
         self.engine.bus.emit(ev.DAEMON, ev.DAEMON_START, {"config": list(self.config.sources)})
+        if self.config.state_file:
+            self.persist = Persistence(self.engine, self.config.state_file)
+            self.persist.start(self.config.restore)
+        elif self.config.restore:
+            self.report("warning: restore is on but no state_file is set: nothing to restore")
         return True
 
     async def _main(self) -> None:
@@ -291,6 +298,8 @@ class Daemon:
         self._gc_was_enabled = gc.isenabled()
         gc.disable()
         engine = self.engine
+        if self.persist is not None:
+            self.persist.freeze()  # what is live now is what a restore starts again
         live = list(engine.registry.live.values())
         tasks = engine.cancel_now(live)
         console = [t for t in self._console_tasks if not t.done()]
@@ -317,6 +326,8 @@ class Daemon:
             )
         self.abandoned_tasks = stuck
         engine.bus.emit(ev.DAEMON, ev.DAEMON_END, {"status": self.exit_status})
+        if self.persist is not None:
+            await self.persist.close()
         await engine.stop_log()
         for output in self._outputs:
             await output.drain()

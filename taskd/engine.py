@@ -20,8 +20,9 @@ from types import CodeType
 from typing import Any
 
 from . import events as ev
+from . import formatting
 from .config import Config
-from .context import CANCEL_GRACE, CURRENT, MACHINERY
+from .context import CANCEL_GRACE, CURRENT, MACHINERY, SHELL_SETTINGS
 from .errors import CommandError, shown
 from .eventlog import EventLog, wait_closed
 from .i18n import _
@@ -29,8 +30,11 @@ from .instruments import Instruments, Stepped
 from .kinds import Kind, KindFunc, load_kinds
 from .registry import Registry, State, TaskRecord, check_name
 from .stacks import exception_text
+from .supervise import DEFAULT as DEFAULT_OPTIONS
+from .supervise import DependencyFailed, Groups, TaskOptions, TimedOut, supervise
 
 MAX_DETAIL = 500  # characters of an error or output line kept for `show`
+MAX_FAILURES = 10  # failed tasks named in a script's last line
 
 
 def one_line(text: str, limit: int = MAX_DETAIL) -> str:
@@ -107,6 +111,10 @@ def _names(records: list[TaskRecord], most: int = 5) -> str:
 Report = Callable[[str], None]
 
 
+def _nothing() -> None:
+    pass
+
+
 def _to_stderr(message: str) -> None:
     print(message, file=sys.__stderr__, flush=True)
 
@@ -119,6 +127,88 @@ class Ending:
     def __init__(self, record: TaskRecord, outcome: str) -> None:
         self.record = record
         self.outcome = outcome  # "cancelled", "ended", "refused"
+
+
+class TaskHooks:
+    """What supervise() tells one task's record (its state, its restarts) and asks of
+    the engine (when other tasks end)."""
+
+    __slots__ = ("engine", "record", "options", "last", "resume_at", "starting")
+
+    def __init__(self, engine: Engine, record: TaskRecord, options: TaskOptions) -> None:
+        self.engine = engine
+        self.record = record
+        self.options = options
+        self.last = ""  # the last state supervise() set: events only for a change
+        self.resume_at: float | None = None  # loop time a restart's backoff ends
+        self.starting = False  # counted in engine.starting until its first step
+
+    def set_state(self, state: str) -> None:
+        if self.starting:
+            self.starting = False
+            self.engine.starting[self.options.group or ""] -= 1
+        if state == self.last:
+            return
+        self.last = state
+        record = self.record
+        if record.state is State.CANCELLING or record.finished:
+            return  # a cancel is on its way: its state stays what `cancel` made it
+        record.state = State(state)
+        engine = self.engine
+        if state == "queued" and self.options.group is not None:
+            # supervise() says so just before it joins the queue, at its end.
+            queue = engine.groups.group(self.options.group).queue
+            engine.bus.emit(record.name, ev.QUEUED, {
+                "group": self.options.group, "place": len(queue) + 1,
+            })
+        elif state == "waiting":
+            fields: dict[str, Any] = (
+                {"restart_in_s": round(self.resume_at - asyncio.get_running_loop().time(), 3)}
+                if self.resume_at is not None
+                else {"after": list(self.options.after)}
+            )
+            engine.bus.emit(record.name, ev.WAITING, fields)
+        else:
+            self.resume_at = None
+
+    def wait_ended(self, name: str) -> asyncio.Future[str]:
+        return self.engine.ended(name)
+
+    def restarted(self, n: int, reason: str, delay: float) -> None:
+        record = self.record
+        record.restarts += 1
+        self.resume_at = asyncio.get_running_loop().time() + delay
+        self.engine.bus.emit(record.name, ev.RESTARTED, {
+            "restart": record.restarts, "reason": one_line(reason), "delay_s": delay,
+        })
+
+    def gave_up(self, n: int) -> None:
+        self.engine.report(
+            f"{self.record.name}: not restarted again after {n} restart{'s' if n != 1 else ''}"
+            f" (--max-restarts {self.options.max_restarts}); it ends as its last run did"
+        )
+
+    def detail(self) -> str:
+        """What `show` says of the task while it is waiting or queued."""
+        record = self.record
+        if record.state is State.QUEUED and self.options.group is not None:
+            place = self.engine.groups.position(record)
+            where = f"group {self.options.group}"
+            return f"queued ({ordinal(place)} in {where})" if place else f"queued in {where}"
+        if record.state is State.WAITING:
+            if self.resume_at is not None:
+                left = max(0.0, self.resume_at - asyncio.get_running_loop().time())
+                return f"restart {record.restarts} in {left:.1f}s"
+            registry = self.engine.registry
+            names = [n for n in self.options.after if n in registry.live]
+            return "waiting for " + ", ".join(names or self.options.after)
+        return ""
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st..."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 class Engine:
@@ -135,6 +225,13 @@ class Engine:
         self.log: EventLog | None = None
         self._report = report or _to_stderr
         self._settled: set[asyncio.Task[object]] = set()  # accounted for by settle()
+        self.groups = Groups()
+        self.hooks: dict[TaskRecord, TaskHooks] = {}  # of live supervised tasks
+        self.starting: dict[str, int] = {}  # group tasks spawned, first step to come
+        self._ends: dict[str, asyncio.Future[str]] = {}  # what --after tasks wait on
+        self.failed_count = 0  # tasks that ended failed since the start
+        self.failures: list[TaskRecord] = []  # the first MAX_FAILURES of them
+        self.state_changed: Callable[[], None] = _nothing  # a setting the state file keeps
 
     def report(self, message: str) -> None:
         """A one-line message for people that no command line caused."""
@@ -155,10 +252,20 @@ class Engine:
             )
         raise CommandError(_("unknown kind {name}; 'kinds' lists them").format(name=shown(name)))
 
-    def spawn(self, kind_name: str, words: list[str], name: str | None = None) -> TaskRecord:
-        """Start a task of KIND with WORDS; CommandError (and no change) if they are bad."""
+    def spawn(
+        self,
+        kind_name: str,
+        words: list[str],
+        name: str | None = None,
+        options: TaskOptions | None = None,
+    ) -> TaskRecord:
+        """Start a task of KIND with WORDS, supervised as OPTIONS say; CommandError
+        (and no change) if they are bad."""
         kind = self.kind(kind_name)
         values = kind.bind(words)
+        shell_settings = options is not None and (options.cwd is not None or bool(options.env))
+        if shell_settings and kind.name != "shell":
+            raise CommandError("--cwd and --env are for shell tasks only")
         if name is None:
             name = self.registry.new_name(kind.name)
         else:
@@ -170,16 +277,41 @@ class Engine:
         record = TaskRecord(name, kind.name, tuple(words))
         context = contextvars.copy_context()
         context.run(CURRENT.set, record)
+        if shell_settings:
+            assert options is not None
+            context.run(SHELL_SETTINGS.set, (options.cwd, options.env))
         if CANCEL_GRACE.get() != self.config.cancel_grace:
             # Normally set once, in the context every command runs in (Daemon.serve):
             # a context change per task costs memory at 100,000 tasks.
             context.run(CANCEL_GRACE.set, self.config.cancel_grace)
         instruments = self.instruments if self.instruments.steps_wanted else None
-        task = asyncio.get_running_loop().create_task(
-            _guarded(kind.func, values, instruments), name=name, context=context
-        )
+        hooks: TaskHooks | None = None
+        if options is None or options.plain:
+            coro: Coroutine[Any, Any, object] = _guarded(kind.func, values, instruments)
+        else:
+            hooks = TaskHooks(self, record, options)
+            coro = supervise(
+                lambda: _guarded(kind.func, values, instruments), options, hooks,
+                groups=self.groups, key=record,
+            )
+            if options.after:
+                record.state = State.WAITING
+            elif options.group is not None:
+                # Until its first step: queued if the tasks before it fill the group.
+                group = self.groups.group(options.group)
+                starting = self.starting.get(group.name, 0)
+                limit = group.parallel
+                if group.queue or (limit is not None and group.running + starting >= limit):
+                    record.state = State.QUEUED
+                self.starting[group.name] = starting + 1
+                hooks.starting = True
+        if options is not None and options != DEFAULT_OPTIONS:
+            record.options = options
+        task = asyncio.get_running_loop().create_task(coro, name=name, context=context)
         record.task = task
         self.registry.add(record)
+        if hooks is not None:
+            self.hooks[record] = hooks
         task.add_done_callback(self._on_task_done)
         for spawned in self.instruments.spawned:
             spawned(record)
@@ -252,6 +384,38 @@ class Engine:
         """The live children of task NAME."""
         return [r for r in self.registry.live.values() if r.parent == name]
 
+    def ended(self, name: str) -> asyncio.Future[str]:
+        """A future of how the task NAME ends ('done', 'failed', 'cancelled'); done at
+        once if it has ended ('forgotten' if taskd no longer knows it)."""
+        record = self.registry.live.get(name)
+        if record is not None:
+            self.settle([record])
+            record = self.registry.live.get(name)
+        if record is None:
+            future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            old = self.registry.history.get(name)
+            future.set_result(old.state.value if old is not None else "forgotten")
+            return future
+        found = self._ends.get(name)
+        if found is None:
+            found = self._ends[name] = asyncio.get_running_loop().create_future()
+        return found
+
+    def detail(self, record: TaskRecord) -> str:
+        """`show`'s DETAIL for RECORD: a place in a queue, what it waits for, or the
+        usual (its last line, how it ended)."""
+        hooks = self.hooks.get(record) if self.hooks else None
+        text = hooks.detail() if hooks is not None else ""
+        text = text or formatting.detail(record)
+        if record.restored:  # started again (or remembered) from the state file
+            return f"{text} (restored)" if text else "(restored)"
+        return text
+
+    def set_parallel(self, group: str, parallel: int | None) -> None:
+        """At most PARALLEL tasks of GROUP run at once (None: no limit)."""
+        self.groups.set_parallel(group, parallel)
+        self.state_changed()
+
     def task_line(self, record: TaskRecord, line: str) -> None:
         """One line a task printed."""
         record.last_line = line if len(line) <= MAX_DETAIL else line[:MAX_DETAIL] + "…"
@@ -286,15 +450,28 @@ class Engine:
         record.ended = time.monotonic()
         record.task = None  # drop the task, and with it the coroutine and its frame
         fields: dict[str, Any] = {"runtime_s": round(record.runtime(), 6)}
+        if self.hooks and (hooks := self.hooks.pop(record, None)) is not None and hooks.starting:
+            hooks.starting = False  # cancelled before its first step
+            self.starting[hooks.options.group or ""] -= 1
         if task.cancelled():
             record.state = State.CANCELLED
             event = ev.CANCELLED
-        elif (exc := task.exception()) is not None:
+        elif isinstance(exc := task.exception(), DependencyFailed):
+            record.state = State.CANCELLED  # it never ran: "after: build failed"
+            record.error = fields["reason"] = one_line(str(exc))
+            event = ev.CANCELLED
+        elif exc is not None:
             record.state = State.FAILED
-            record.error = one_line(f"{type(exc).__name__}: {_safe(str, exc)}".rstrip(": "))
+            if isinstance(exc, TimedOut):
+                record.error = one_line(str(exc))  # "timed out after 60 s"
+            else:
+                record.error = one_line(f"{type(exc).__name__}: {_safe(str, exc)}".rstrip(": "))
             record.traceback = exception_text(exc)
             fields.update(error=record.error, traceback=record.traceback)
             event = ev.FAILED
+            self.failed_count += 1
+            if len(self.failures) < MAX_FAILURES:
+                self.failures.append(record)
         else:
             record.state = State.DONE
             result = task.result()
@@ -305,6 +482,8 @@ class Engine:
         for exited in self.instruments.exited:
             exited(record)  # the capture's last unfinished line comes before the end
         self.registry.finish(record)
+        if self._ends and (waiter := self._ends.pop(record.name, None)) is not None:
+            waiter.set_result(record.state.value)
         self.bus.emit(record.name, event, fields)
 
     async def cancel(self, records: list[TaskRecord]) -> list[Ending]:
@@ -366,6 +545,17 @@ class Engine:
                 f"{len(failed)} task{'s' if len(failed) > 1 else ''} failed: "
                 + "; ".join(f"{r.name}: {r.error}" for r in failed[:5])
             )
+
+    def failures_line(self) -> str:
+        """'2 tasks failed: build (exit status 2), test (timed out after 60 s)', or ''."""
+        count = self.failed_count
+        if not count:
+            return ""
+        named = ", ".join(
+            f"{r.name} ({r.error.removeprefix('ShellFailure: ')})" for r in self.failures
+        )
+        more = f" (+{count - len(self.failures)} more)" if count > len(self.failures) else ""
+        return f"{count} task{'s' if count != 1 else ''} failed: {named}{more}"
 
     # -- the event log -----------------------------------------------------------
 

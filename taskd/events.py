@@ -24,6 +24,9 @@ DAEMON_ERROR = "error"
 STALL = "stall"
 RENAMED = "renamed"  # a child task took the name its creator gave it
 EXPLAIN = "explain"  # a narration line (`explain on`), field `text`
+WAITING = "waiting"  # for --after tasks, or a restart's backoff
+QUEUED = "queued"  # for a slot of the task's group
+RESTARTED = "restarted"  # a restart is decided (a policy's or the `restart` command's)
 
 DAEMON = "taskd"  # the task name of the daemon's own events
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .events import DONE, EXPLAIN, FAILED, OUTPUT, Event
+from .events import CANCELLED, DONE, EXPLAIN, FAILED, OUTPUT, RESTARTED, Event
 from .fragments import Fragments
 from .registry import State, TaskRecord
 from .width import cut, cwidth, fit, ljust
@@ -44,6 +45,8 @@ def ending(record: TaskRecord) -> str:
         return f"failed: {record.error}"
     if record.state is State.DONE and record.result:
         return f"done, returned {record.result}"
+    if record.state is State.CANCELLED and record.error:
+        return f"cancelled: {record.error}"  # "after: build failed"
     return record.state.value
 
 
@@ -54,10 +57,14 @@ def detail(record: TaskRecord) -> str:
 
 
 def table(
-    records: list[TaskRecord], width: int | None = None, depths: list[int] | None = None
+    records: list[TaskRecord],
+    width: int | None = None,
+    depths: list[int] | None = None,
+    details: Callable[[TaskRecord], str] = detail,
 ) -> list[Fragments]:
     """`show`'s table, aligned by display width (`別のタスク` takes 10 columns); with
-    WIDTH, each row is cut to fit it; DEPTHS indent each name (`show --tree`)."""
+    WIDTH, each row is cut to fit it; DEPTHS indent each name (`show --tree`);
+    DETAILS makes the last column (the engine's knows places in queues)."""
     # One pass per column and plain string padding: `show` must stay quick at
     # 10,000 rows while they all tick (tests/bench, scenario responsive).
     now = time.monotonic()
@@ -77,7 +84,7 @@ def table(
     header = (header + "  " + COLUMNS[4]).rstrip()
     lines: list[Fragments] = [[("header", _cut(header, width))]]
     for i, (name, kind, state, age, text) in enumerate(
-        zip(names, kinds, states, ages, map(detail, records), strict=True)
+        zip(names, kinds, states, ages, map(details, records), strict=True)
     ):
         row = [
             ("task", name),
@@ -235,6 +242,13 @@ def record_dict(record: TaskRecord, now: float) -> dict[str, Any]:
     if record.error:
         item["error"] = record.error
     item["parent"] = record.parent  # the task that created it, or None
+    options = record.options
+    item["group"] = options.group if options is not None else None
+    item["after"] = list(options.after) if options is not None else []
+    item["restart"] = options.restart if options is not None else "no"
+    item["restarts"] = record.restarts
+    item["timeout_s"] = options.timeout if options is not None else None
+    item["restored"] = record.restored
     return item
 
 
@@ -252,6 +266,14 @@ def present(event: Event) -> Fragments | None:
         return [("task", event.task), ("failed", f" failed after {runtime}: {error}")]
     if event.event == EXPLAIN:
         return [("explain", f"explain: {event.fields['text']}")]
+    if event.event == CANCELLED and "reason" in event.fields:
+        return [("task", event.task), ("", f" cancelled: {event.fields['reason']}")]
+    if event.event == RESTARTED and "by" not in event.fields:  # `restart` says it itself
+        f = event.fields
+        return [
+            ("task", event.task),
+            ("", f" ended ({f['reason']}); restart {f['restart']} in {f['delay_s']:g}s"),
+        ]
     return None
 
 

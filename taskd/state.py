@@ -19,7 +19,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from .errors import CommandError, shown
 from .registry import State, TaskRecord
@@ -33,11 +33,13 @@ _CHUNK = 1000  # entries encoded per json.dumps call: lets the loop thread take 
 
 
 class Snapshot(TypedDict):
-    """The whole state file: `live` are TaskSpec dicts, `history` finished records."""
+    """The whole state file: `live` are TaskSpec dicts, `history` finished records,
+    `groups` the limits set with `group G --parallel N` (a group: N)."""
 
     taskd_state: int
     live: list[dict[str, Any]]
     history: list[dict[str, Any]]
+    groups: NotRequired[dict[str, int]]
 
 
 def make_snapshot(
@@ -207,6 +209,8 @@ def encode(snapshot: Snapshot) -> bytes:
             for i in range(0, len(items), _CHUNK)
         )
         parts.append(f',"{key}":[' + ",".join(chunks) + "]")
+    if "groups" in snapshot:
+        parts.append(',"groups":' + json.dumps(snapshot["groups"], separators=(",", ":")))
     parts.append("}\n")
     return "".join(parts).encode("ascii")
 
@@ -241,6 +245,11 @@ def decode(data: bytes) -> Snapshot:
             problem = _entry_problem(item, finished=key == "history")
             if problem:
                 raise BadState(f"entry {n} of {key!r} {problem}")
+    groups = value.get("groups", {})
+    if not isinstance(groups, dict) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in groups.values()
+    ):
+        raise BadState("has a 'groups' entry that is not group names and limits")
     return value  # type: ignore[return-value]
 
 

@@ -200,10 +200,12 @@ def test_wait_timeout_and_failure(run_taskd: RunTaskd) -> None:
     result = run_taskd(
         "new --name i\nwait i --timeout 0.01\nnew fail 0 bad --name f\nwait f\n"
     )
-    assert [e.split(": error: ", 1)[1] for e in result.errors] == [
+    *errors, last = result.errors
+    assert [e.split(": error: ", 1)[1] for e in errors] == [
         "timed out after 0.01s; still running: i",
         "1 task failed: f: TaskFailure: bad",
     ]
+    assert last == "taskd: 1 task failed: f (TaskFailure: bad)"  # the script's last line
 
 
 async def test_wait_in_process(engine: Engine) -> None:
@@ -280,7 +282,8 @@ def test_help_is_generated_from_the_table(run_taskd: RunTaskd) -> None:
     assert set(COMMANDS) >= {
         "new", "show", "cancel", "wait", "sleep", "log", "kinds", "help", "end"
     }
-    assert help_text("new").splitlines()[0] == "usage: new [KIND] [ARG...] [--name NAME]"
+    usage = "usage: new [KIND] [ARG...] [--name NAME] [OPTION...]"
+    assert help_text("new").splitlines()[0] == usage
 
 
 async def test_end_in_process(engine: Engine) -> None:
@@ -321,7 +324,10 @@ def test_cancel_of_a_task_that_just_ended_is_no_refusal(run_taskd: RunTaskd) -> 
 def test_wait_for_a_task_that_just_failed_reports_it(run_taskd: RunTaskd) -> None:
     result = run_taskd("new fail 0 x --name f\nsleep 0\nsleep 0\nwait f\n")
     assert result.status == 1
-    assert result.errors == ["<stdin>:4: error: 1 task failed: f: TaskFailure: x"]
+    assert result.errors == [
+        "<stdin>:4: error: 1 task failed: f: TaskFailure: x",
+        "taskd: 1 task failed: f (TaskFailure: x)",  # a script's last line names them
+    ]
 
 
 async def test_just_ended_in_process(engine: Engine) -> None:

@@ -395,7 +395,8 @@ def test_every_kind_of_event_arrives(env: dict[str, str], tmp_path: Path) -> Non
     read_until(proc.stdout, lambda line: line.startswith("logging to ") and "written" in line)
     send(proc, "end\n")
     status, err = finish(proc)
-    assert status == 0, err
+    assert status == 1, err  # f failed: a script with a failed task exits 1 (issue 11)
+    assert "taskd: 1 task failed: f (TaskFailure: boom)" in err
     records = parse_json(path)
     seen = {(r["task"], r["event"]) for r in records}
     for wanted in [

@@ -94,7 +94,10 @@ def test_fail_shows_its_message_and_fails(run_taskd: RunTaskd) -> None:
     result = run_taskd("new fail 0 'it broke' --name f\nwait f\nshow --all --json\n")
     assert result.status == 1
     assert "f failed after" in result.out and "TaskFailure: it broke" in result.out
-    assert result.errors == ["<stdin>:2: error: 1 task failed: f: TaskFailure: it broke"]
+    assert result.errors == [
+        "<stdin>:2: error: 1 task failed: f: TaskFailure: it broke",
+        "taskd: 1 task failed: f (TaskFailure: it broke)",  # a script's summary (issue 11)
+    ]
     (record,) = shown_json(result.lines)
     assert record["state"] == "failed" and record["error"] == "TaskFailure: it broke"
 
@@ -114,7 +117,10 @@ def test_shell_lines_and_exit_status(run_taskd: RunTaskd) -> None:
     out = [line for line in result.lines if line.startswith("[ok]")]
     assert out == ["[ok] one", "[ok] two", "[ok] last"]
     assert "[bad] bad" in result.lines
-    assert result.errors == ["<stdin>:4: error: 1 task failed: bad: ShellFailure: exit status 3"]
+    assert result.errors == [
+        "<stdin>:4: error: 1 task failed: bad: ShellFailure: exit status 3",
+        "taskd: 1 task failed: bad (exit status 3)",  # a script's summary (issue 11)
+    ]
     states = {t["name"]: t["state"] for t in shown_json(result.lines)}
     assert states == {"ok": "done", "bad": "failed"}
 

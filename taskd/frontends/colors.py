@@ -33,6 +33,8 @@ PALETTE = (
 )
 
 STATE_STYLES = {
+    State.WAITING: "ansibrightblack",
+    State.QUEUED: "ansibrightblack italic",
     State.RUNNING: "ansigreen",
     State.CANCELLING: "ansiyellow bold",
     State.DONE: "ansiblue",

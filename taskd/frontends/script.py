@@ -1,8 +1,9 @@
 """The script front-end: commands from a file or a pipe, never a prompt.
 
 Errors go to stderr as SOURCE:LINE: error: MESSAGE and reading goes on (with
---strict it stops at the first). The exit status is 1 when any command failed, or
-when output was lost. End of input means end: the front-end asks the daemon to end.
+--strict it stops at the first). The exit status is 1 when any command failed,
+when any task ended failed (the last line on stderr names them), or when output was
+lost. End of input means end: the front-end asks the daemon to end.
 """
 
 from __future__ import annotations
@@ -106,6 +107,11 @@ class ScriptFrontend:
         if output is None:
             return
         await output.drain()
+        daemon = self._daemon
+        if daemon is not None and (failed := daemon.engine.failures_line()):
+            # A task that failed fails the script, even if nothing waited on it.
+            daemon.exit_status = max(daemon.exit_status, 1)
+            output.error(f"taskd: {failed}\n")
         for which, count in output.dropped.items():
             if self._daemon is not None:
                 self._daemon.exit_status = max(self._daemon.exit_status, 1)

@@ -20,11 +20,12 @@ started in its session outlives taskd.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from typing import Any
 
 from ..capture import MAX_LINE  # here in bytes: a longer line comes in pieces
-from ..context import CANCEL_GRACE, machinery
+from ..context import CANCEL_GRACE, SHELL_SETTINGS, machinery
 from . import _sessions as sessions
 from ._spec import Arg, builtin, command_line
 
@@ -175,9 +176,12 @@ def _describe(returncode: int) -> str:
 )
 async def shell(command: str) -> None:
     loop = asyncio.get_running_loop()
+    cwd, extra = SHELL_SETTINGS.get()  # the task's --cwd and --env
     transport, protocol = await loop.subprocess_shell(
         lambda: _Protocol(limit=CHUNK, loop=loop),
         command,
+        cwd=cwd,
+        env={**os.environ, **dict(extra)} if extra else None,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,  # one pipe keeps the two in their real order

@@ -3,7 +3,9 @@
 It speaks just enough of taskd's script language to be driven exactly like taskd:
 `new idle --name N` and `new tick S --name N` create a named task and print
 `started N`, `show` prints a table, `show --json` prints the tasks as one JSON line,
-`end` (or end of input) cancels every task and awaits them all. Input is read the
+`end` (or end of input) cancels every task and awaits them all. For groups:
+`group G --parallel N` makes a Semaphore(N), `new timer S --name N --group G` runs
+sleep(S) holding it, `wait` awaits every task. Input is read the
 way a careful asyncio program would: a pipe through a StreamReader, a regular file
 in 64 KiB chunks through the default executor. Output is print() to a buffered
 stdout, flushed once per chunk of input, as taskd flushes once per loop iteration.
@@ -40,6 +42,14 @@ async def tick(interval: float, name: str, last: dict[str, str]) -> None:
         n += 1
         last[name] = line = f"tick {n}"
         print(f"[{name}] {line}")
+
+
+async def timer(delay: float, semaphore: asyncio.Semaphore | None) -> None:
+    if semaphore is None:
+        await asyncio.sleep(delay)
+        return
+    async with semaphore:
+        await asyncio.sleep(delay)
 
 
 async def stdin_chunks() -> AsyncIterator[bytes]:
@@ -90,6 +100,7 @@ async def main() -> None:
     last: dict[str, str] = {}
     rest = b""
     ending = False
+    semaphores: dict[str, asyncio.Semaphore] = {}
     async for chunk in stdin_chunks():
         lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
@@ -101,6 +112,9 @@ async def main() -> None:
                 name = words[words.index("--name") + 1]
                 if words[1] == "tick":
                     coro: Any = tick(float(words[2]), name, last)
+                elif words[1] == "timer":
+                    group = words[words.index("--group") + 1] if "--group" in words else ""
+                    coro = timer(float(words[2]), semaphores.get(group))
                 else:
                     coro = idle()
                 task = asyncio.create_task(coro, name=name)
@@ -108,6 +122,11 @@ async def main() -> None:
                 print(f"started {name}")
             elif words[0] == "show":
                 print(show_json(tasks) if "--json" in words else show_table(tasks, last))
+            elif words[0] == "group":
+                semaphores[words[1]] = asyncio.Semaphore(int(words[3]))
+            elif words[0] == "wait":
+                sys.stdout.flush()
+                await asyncio.gather(*(task for task, *_ in tasks.values()))
             elif words[0] == "end":
                 ending = True
                 break

@@ -34,10 +34,12 @@ BASELINE = HERE / "baseline.py"
 FULL = {
     "spawn": 50_000, "live": 100_000, "show": 50_000, "shows": 7, "log_events": 1_000_000,
     "log_lines": 100_000, "startups": 11, "ticks": 10_000, "samples": 60, "repeat": 5,
+    "grouped": 10_000, "restore": 100_000,
 }
 QUICK = {
     "spawn": 10_000, "live": 20_000, "show": 10_000, "shows": 5, "log_events": 200_000,
     "log_lines": 20_000, "startups": 5, "ticks": 10_000, "samples": 20, "repeat": 3,
+    "grouped": 10_000, "restore": 20_000,
 }
 
 
@@ -311,6 +313,57 @@ class Bench:
                 percentile(ours, 50) / percentile(theirs, 50)),
         ]
 
+    # -- issue 11: the state file and groups -------------------------------------
+
+    def config(self, name: str, text: str) -> Path:
+        path = self.scratch / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def state_spawn(self) -> list[Row]:
+        """N `new idle` with a state file (written while they start, and at the end)
+        against the same without one."""
+        n = self.n["spawn"]
+        script = self.script(f"spawn{n}.tdc", [*self.spawn_lines(n), "end"])
+        state = self.scratch / "spawn-state.json"
+        config = self.config("state.toml", f'state_file = "{state}"\n')
+
+        def with_state() -> float:
+            state.unlink(missing_ok=True)  # each run starts with no file to read
+            return self.timed(self.taskd("--config", str(config)), script, n)
+
+        ours, theirs = self.alternate(with_state, lambda: self.timed(self.taskd(), script, n))
+        return [self.row(f"spawn {n // 1000}k, state file on/off", ours, theirs, "s", 1.3)]
+
+    def grouped(self) -> list[Row]:
+        """N `timer 0` in a group of 100 at a time, all waited for, against bare
+        asyncio doing the same through a Semaphore (baseline.py)."""
+        n = self.n["grouped"]
+        lines = [f"new timer 0 --name t{i} --group g" for i in range(n)]
+        script = self.script(f"grouped{n}.tdc", ["group g --parallel 100", *lines, "wait", "end"])
+        ours, theirs = self.alternate(
+            lambda: self.timed(self.taskd(), script, n),
+            lambda: self.timed(self.baseline(), script, n),
+        )
+        return [self.row(f"{n // 1000}k timer 0, parallel 100", ours, theirs, "s", 1.5)]
+
+    def restore(self) -> list[Row]:
+        """Starting N live tasks again from the state file (then `end`) against
+        spawning them from a script (then `end`)."""
+        n = self.n["restore"]
+        spawn = self.script(f"spawn{n}.tdc", [*self.spawn_lines(n), "end"])
+        state = self.scratch / "restore-state.json"
+        keep = self.config("keep.toml", f'state_file = "{state}"\n')
+        again = self.config("restore.toml", f'state_file = "{state}"\nrestore = true\n')
+        state.unlink(missing_ok=True)
+        self.timed(self.taskd("--config", str(keep)), spawn, n)  # the file: N live tasks
+        end = self.script("end.tdc", ["end"])
+        ours, theirs = self.alternate(
+            lambda: self.timed(self.taskd("--config", str(again)), end),
+            lambda: self.timed(self.taskd(), spawn, n),
+        )
+        return [self.row(f"restore {n // 1000}k live vs spawn", ours, theirs, "s", 2)]
+
     def row(self, name: str, ours: float, theirs: float, unit: str, limit: float) -> Row:
         ratio = ours / theirs
         return Row(name, self.loop, ours, theirs, unit, f"<= {limit:g}", ratio <= limit, ratio)
@@ -325,6 +378,9 @@ SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
     "log-e2e": Bench.log_end_to_end,
     "startup": Bench.startup,
     "responsive": Bench.responsive,
+    "state-spawn": Bench.state_spawn,
+    "grouped": Bench.grouped,
+    "restore": Bench.restore,
 }
 
 
