@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--serve", action="store_true", help="also listen on the control socket (attach, send)"
     )
+    parser.add_argument(
+        "--example", metavar="NAME", help="run a shipped example of the asyncio chapter"
+    )
     parser.add_argument("--version", action="version", version=f"taskd {__version__}")
     return parser
 
@@ -63,6 +66,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-json", action="store_true", help="log as JSON lines")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), help="the event loop to use")
     parser.add_argument("--socket", metavar="PATH", help="the control socket")
+    parser.add_argument(
+        "--state-file", metavar="PATH", help="keep the tasks' state in PATH ('off': none)"
+    )
+    parser.add_argument(
+        "--restore", action="store_true", help="start again the tasks live at the last stop"
+    )
+    parser.add_argument("--lang", metavar="LANG", help="the language of messages: en or ja")
 
 
 def build_serve_parser() -> argparse.ArgumentParser:
@@ -80,13 +90,17 @@ def build_serve_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure(args: argparse.Namespace) -> tuple[Config, dict[str, Kind]]:
+def _configure(
+    args: argparse.Namespace, serving: bool = False
+) -> tuple[Config, dict[str, Kind]]:
     import dataclasses
     import warnings
 
+    from . import i18n
     from .config import load_config
     from .errors import ConfigError
     from .kinds import load_kinds
+    from .persist import with_state_options
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -109,6 +123,13 @@ def _configure(args: argparse.Namespace) -> tuple[Config, dict[str, Kind]]:
     if getattr(args, "serve", False):
         changes["serve"] = True
     config = dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+    config = with_state_options(
+        config, args.state_file, True if args.restore else None, serving=serving
+    )
+    try:
+        i18n.setup(args.lang or config.lang or None)
+    except i18n.UnknownLanguage as exc:
+        raise ConfigError("--lang" if args.lang else "lang", str(exc)) from None
     if config.loop == "uvloop":
         try:
             import uvloop  # noqa: F401
@@ -191,11 +212,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return shell_or_script_main(argv)
 
 
-def _config_or_exit(args: argparse.Namespace) -> tuple[Config, dict[str, Kind]] | int:
+def _config_or_exit(
+    args: argparse.Namespace, serving: bool = False
+) -> tuple[Config, dict[str, Kind]] | int:
     from .errors import ConfigError
 
     try:
-        return _configure(args)
+        return _configure(args, serving)
     except ConfigError as exc:
         print(f"taskd: error: {exc}", file=sys.stderr)
         return 2
@@ -203,6 +226,19 @@ def _config_or_exit(args: argparse.Namespace) -> tuple[Config, dict[str, Kind]] 
 
 def shell_or_script_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.example is not None:
+        from .examples import UnknownExample, example_config, example_path
+
+        if args.file is not None:
+            print("taskd: error: --example runs its own script; give no FILE", file=sys.stderr)
+            return 2
+        try:
+            args.file = example_path(args.example)
+        except UnknownExample as exc:
+            print(f"taskd: error: {exc}", file=sys.stderr)
+            return 2
+        if args.config is None:
+            args.config = example_config(args.example)
     configured = _config_or_exit(args)
     if isinstance(configured, int):
         return configured
@@ -230,7 +266,7 @@ def shell_or_script_main(argv: list[str]) -> int:
 
 def serve_main(argv: list[str]) -> int:
     args = build_serve_parser().parse_args(argv)
-    configured = _config_or_exit(args)
+    configured = _config_or_exit(args, serving=True)
     if isinstance(configured, int):
         return configured
     config, kinds = configured
