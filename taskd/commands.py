@@ -15,12 +15,11 @@ import difflib
 import json
 import re
 import shlex
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from . import formatting
+from . import clocks, formatting
 from .errors import CommandError, shown
 from .fragments import Fragments
 from .kinds._spec import seconds
@@ -214,6 +213,13 @@ def _names_line(verb: str, name: str) -> Fragments:
     return [("", verb + " "), ("task", name)]
 
 
+def _stamped(ctx: Context, line: Fragments) -> Fragments:
+    """LINE with the time since the start in front, when timestamps are on."""
+    if getattr(ctx.control, "timestamps", False):
+        return [("time", clocks.stamp(clocks.since_start())), *line]
+    return line
+
+
 @command(
     "new",
     "spawn a task of KIND (default idle)",
@@ -246,7 +252,7 @@ async def _show(ctx: Context, args: Args) -> None:
     else:
         records = list(engine.registry.records(include))
     if "--json" in args.flags:
-        now = time.monotonic()
+        now = clocks.monotonic()
         items = [formatting.record_dict(r, now) for r in records]
         ctx.reply.out(json.dumps(items, ensure_ascii=False))
     elif not records:
@@ -272,11 +278,11 @@ async def _cancel(ctx: Context, args: Args) -> None:
     for ending in await ctx.engine.cancel(live):
         record = ending.record
         if ending.outcome == "cancelled":
-            ctx.reply.out(_names_line("cancelled", record.name))
+            ctx.reply.out(_stamped(ctx, _names_line("cancelled", record.name)))
         elif ending.outcome == "ended":
-            ctx.reply.out(
-                [("task", record.name), ("", f" ended first: {formatting.ending(record)}")]
-            )
+            ctx.reply.out(_stamped(ctx, [
+                ("task", record.name), ("", f" ended first: {formatting.ending(record)}")
+            ]))
         else:
             refused.append(record)
     if refused:

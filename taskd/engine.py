@@ -13,11 +13,11 @@ import contextvars
 import difflib
 import reprlib
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
+from . import clocks
 from . import events as ev
 from .config import Config
 from .context import CANCEL_GRACE, CURRENT
@@ -181,7 +181,7 @@ class Engine:
         # first runs never executes its coroutine, yet must still be accounted for.
         if record.task is not task:
             return  # already accounted for by settle()
-        record.ended = time.monotonic()
+        record.ended = clocks.monotonic()
         record.task = None  # drop the task, and with it the coroutine and its frame
         fields: dict[str, Any] = {"runtime_s": round(record.runtime(), 6)}
         if task.cancelled():

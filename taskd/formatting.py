@@ -7,10 +7,10 @@ terminal colours the pieces by what they are. Nothing ever re-parses these lines
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
+from . import clocks
 from .events import DONE, FAILED, OUTPUT, Event
 from .fragments import Fragments
 from .registry import State, TaskRecord
@@ -54,7 +54,7 @@ def table(records: list[TaskRecord], width: int | None = None) -> list[Fragments
     """`show`'s table; with WIDTH, each row is cut to fit it."""
     # One format call a row and column widths from max(map(len)): `show` must stay
     # quick at 10,000 rows while they all tick (tests/bench, scenario responsive).
-    now = time.monotonic()
+    now = clocks.monotonic()
     names = [r.name for r in records]
     kinds = [r.kind for r in records]
     states = [str(r.state.value) for r in records]
@@ -119,8 +119,14 @@ def record_dict(record: TaskRecord, now: float) -> dict[str, Any]:
     return item
 
 
-def present(event: Event) -> Fragments | None:
-    """The line a person sees for EVENT, or None for events shown only in the log."""
+def present(event: Event, stamps: bool = False) -> Fragments | None:
+    """The line a person sees for EVENT, or None for events shown only in the log;
+    with STAMPS, it starts with the seconds since the daemon started (`+1.002 `)."""
+    if stamps:
+        line = present(event)
+        if line is None:
+            return None
+        return [("time", clocks.stamp(clocks.since_start_wall(event.ts))), *line]
     if event.event == OUTPUT:
         return [("", "["), ("task", event.task), ("", "] " + event.fields["text"])]
     if event.event == DONE:
@@ -134,9 +140,9 @@ def present(event: Event) -> Fragments | None:
     return None
 
 
-def present_plain(event: Event) -> str | None:
+def present_plain(event: Event, stamps: bool = False) -> str | None:
     """present() as plain text; task output, by far the most frequent, the short way."""
-    if event.event == OUTPUT:
+    if event.event == OUTPUT and not stamps:
         return f"[{event.task}] {event.fields['text']}"
-    line = present(event)
+    line = present(event, stamps)
     return None if line is None else "".join([text for _, text in line])
