@@ -319,26 +319,32 @@ async def _sleep(ctx: Context, args: Args) -> None:
 
 @command(
     "log",
-    "append task events to FILE (--json: JSON lines); 'off' stops; bare: where it logs",
+    "append task events to FILE (--json: JSON lines; --steps: every step too); 'off' "
+    "stops; bare: where it logs",
     params=(Param("FILE", "file", optional=True, choices=("off",)),),
-    flags=("--json",),
-    usage_text="log [FILE [--json] | off]",
+    flags=("--json", "--steps"),
+    usage_text="log [FILE [--json] [--steps] | off]",
 )
 async def _log(ctx: Context, args: Args) -> None:
     engine = ctx.engine
     if not args.words:
-        if "--json" in args.flags:
-            raise COMMANDS["log"].fail("log: --json needs a FILE")
+        if "--json" in args.flags or "--steps" in args.flags:
+            raise COMMANDS["log"].fail("log: --json and --steps need a FILE")
         await engine.flush_log()  # so that the count is exact
         ctx.reply.out(engine.log_status())
     elif args.words[0] == "off":
-        if "--json" in args.flags:
-            raise COMMANDS["log"].fail("log: --json goes with a FILE")
+        if "--json" in args.flags or "--steps" in args.flags:
+            raise COMMANDS["log"].fail("log: --json and --steps go with a FILE")
+        _commands_time.log_steps(ctx, False)
         ctx.reply.out(await engine.stop_log())
     else:
         fmt = "json" if "--json" in args.flags else engine.config.log_format
+        steps = "--steps" in args.flags
+        if steps:
+            _commands_time.need_recorder(ctx)  # before anything changes
         await engine.start_log(args.words[0], fmt)
-        ctx.reply.out(f"logging to {args.words[0]} ({fmt})")
+        _commands_time.log_steps(ctx, steps)
+        ctx.reply.out(f"logging to {args.words[0]} ({fmt}{', steps' if steps else ''})")
 
 
 @command("kinds", "list the task kinds and their arguments")
@@ -376,3 +382,6 @@ def help_text(name: str | None = None) -> str:
             "End of input means end. 'help COMMAND' for more.",
         ]
     )
+
+
+from . import commands_time as _commands_time  # noqa: E402  (registers its commands)
