@@ -40,6 +40,7 @@ import collections
 import contextvars
 import heapq
 import itertools
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
@@ -225,9 +226,45 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     def run_in_executor(  # type: ignore[override]
         self, executor: Any, func: Callable[..., _T], *args: Any
     ) -> asyncio.Future[_T]:
-        future = super().run_in_executor(executor, func, *args)
-        if executor is None or executor not in self._exempt:
-            self.hold_until(future)
+        """The clock is held until FUNC has returned in its thread, not merely until
+        the future is done: an await cancelled while the thread works on (asyncio05)
+        leaves a thread that will still print, and time must not run past it."""
+        if executor is not None and executor in self._exempt:
+            return super().run_in_executor(executor, func, *args)
+        lock = threading.Lock()
+        state = [False, False]  # the work started, the hold was released
+
+        def release_once() -> None:
+            with lock:
+                if state[1]:
+                    return
+                state[1] = True
+            self.release()
+
+        def work() -> _T:
+            with lock:
+                state[0] = True
+            try:
+                return func(*args)
+            finally:
+                try:
+                    self.call_soon_threadsafe(release_once)
+                except RuntimeError:  # the loop is closed: nobody holds anything now
+                    pass
+
+        def settled(_future: asyncio.Future[_T]) -> None:
+            with lock:
+                started = state[0]
+            if not started:  # cancelled before a thread took it: it never will
+                release_once()
+
+        self.acquire()
+        try:
+            future = super().run_in_executor(executor, work)
+        except BaseException:
+            self.release()
+            raise
+        future.add_done_callback(settled)
         return future
 
     async def _make_subprocess_transport(  # type: ignore[no-untyped-def]

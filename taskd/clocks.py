@@ -10,12 +10,14 @@ clock is a module-level switch, installed by the daemon on its loop.
 (time.time and time.monotonic on a real loop), so reading them costs what calling
 time.time() always did. On a virtual loop both follow the loop's time, and the wall
 clock is EPOCH (2000-01-01T00:00:00Z) plus the virtual seconds since the start, so a
-virtual run's log has the same stamps every time.
+virtual run's log has the same stamps every time. A virtual run is meant to repeat
+itself, so it also seeds Python's `random` with 0 (the `search` kind draws from it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 
@@ -42,6 +44,7 @@ def install(loop: asyncio.AbstractEventLoop) -> None:
             return EPOCH + (loop_time() - origin)
 
         wall, monotonic, virtual = virtual_wall, loop_time, True
+        random.seed(0)
     else:
         wall, monotonic, virtual = time.time, time.monotonic, False
     _start_wall, _start_mono, perf_origin = wall(), monotonic(), time.perf_counter()
