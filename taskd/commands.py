@@ -319,11 +319,12 @@ async def _sleep(ctx: Context, args: Args) -> None:
 
 @command(
     "log",
-    "append task events to FILE (--json: JSON lines; --steps: every step too); 'off' "
-    "stops; bare: where it logs",
+    "append task events to FILE (--json: JSON lines); 'off' stops; bare: where it logs",
     params=(Param("FILE", "file", optional=True, choices=("off",)),),
     flags=("--json", "--steps"),
     usage_text="log [FILE [--json] [--steps] | off]",
+    details="--steps: each step a task runs on the loop is logged too (a `step` event with "
+    "start_s and dur_s), for `taskd trace` and `taskd timeline`; they are many.",
 )
 async def _log(ctx: Context, args: Args) -> None:
     engine = ctx.engine
