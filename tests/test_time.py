@@ -338,3 +338,27 @@ def test_a_daemon_left_on_the_virtual_clock_is_reset(tmp_path: Path) -> None:
     assert daemon.run(frontend) == 0
     assert frontend.output.lines == ["started timer-1", "timer-1 done after 50.0s"]
     assert not clocks.virtual and clocks.wall() == pytest.approx(time.time(), abs=5)
+
+
+def test_a_log_opened_mid_run_lines_its_steps_up_and_changes_no_time(
+    run_taskd: RunTaskd, tmp_path: Path
+) -> None:
+    from taskd.timeline import spans_from_log
+
+    log = tmp_path / "mid.log"
+    cfg = config(tmp_path, VIRTUAL + STAMPED)
+    tail = "new tick 0.2 3\nnew hog 0.2\nwait\n"
+    logged = run_taskd(f"new tick 0.5 3 --name early\nsleep 2\nlog {log} --steps\n{tail}",
+                       "--config", cfg)
+    plain = run_taskd(f"new tick 0.5 3 --name early\nsleep 2\nlog off\n{tail}", "--config", cfg)
+    assert logged.status == plain.status == 0, logged.err + plain.err
+    def others(lines: list[str]) -> list[str]:
+        return [line for line in lines if "logging" not in line]
+
+    assert others(logged.lines) == others(plain.lines)  # the log took no virtual time
+    assert "+2.600 tick-1 done after 0.60s" in logged.lines
+    spans = {span.name: span for span in spans_from_log(str(log))}
+    assert set(spans) == {"tick-1", "hog-1"}
+    tick = spans["tick-1"]
+    assert tick.start == 0.0 and tick.end == 0.6  # counted from the log's first line
+    assert [round(start, 3) for start, _ in tick.steps] == [0.0, 0.2, 0.4, 0.6]
