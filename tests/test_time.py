@@ -362,3 +362,21 @@ def test_a_log_opened_mid_run_lines_its_steps_up_and_changes_no_time(
     tick = spans["tick-1"]
     assert tick.start == 0.0 and tick.end == 0.6  # counted from the log's first line
     assert [round(start, 3) for start, _ in tick.steps] == [0.0, 0.2, 0.4, 0.6]
+
+
+def test_a_styled_consumer_gets_the_stamp_as_a_piece_of_its_own() -> None:
+    from taskd import clocks, formatting
+    from taskd.events import DONE, OUTPUT, STALL, Event
+
+    output = Event("t-1", OUTPUT, {"text": "hello"})
+    started = -clocks.since_start_wall(0.0)  # the wall time of the start
+    output.ts = started + 1.25
+    assert formatting.present(output, True) == [
+        ("time", "+1.250 "), ("", "["), ("task", "t-1"), ("", "] hello")
+    ]
+    assert formatting.present_plain(output, True) == "+1.250 [t-1] hello"
+    assert formatting.present_plain(output) == "[t-1] hello"
+    done = Event("t-1", DONE, {"runtime_s": 2.0})
+    done.ts = output.ts
+    assert formatting.present_plain(done, True) == "+1.250 t-1 done after 2.00s"
+    assert formatting.present(Event("t-1", STALL, {}), True) is None
