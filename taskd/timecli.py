@@ -95,6 +95,8 @@ def run_expect(argv: Sequence[str], transcript: str) -> int:
     except TranscriptError as exc:
         return _error(str(exc))
     status = child.returncode if child.returncode >= 0 else 128 - child.returncode
+    if status == 2 and not child.stdout:
+        return 2  # a usage or configuration error, said by the run itself: no diff
     if diff is None:
         return status
     sys.stdout.write(diff)
@@ -103,10 +105,10 @@ def run_expect(argv: Sequence[str], transcript: str) -> int:
     return 1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m taskd.timecli trace LOG -o OUT | timeline LOG [--width N] |
-    expect TRANSCRIPT TASKD-ARGS...`."""
-    parser = argparse.ArgumentParser(prog="python -m taskd.timecli", description=__doc__)
+def main(argv: Sequence[str] | None = None, prog: str = "python -m taskd.timecli") -> int:
+    """`trace LOG -o OUT | timeline LOG [--width N] | expect TRANSCRIPT TASKD-ARGS...`;
+    taskd.cli may hand `taskd trace ...` and `taskd timeline ...` here (PROG "taskd")."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
     trace = sub.add_parser("trace", help="a log as a Chrome trace (Perfetto)")
     trace.add_argument("log", metavar="LOGFILE")

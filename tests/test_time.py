@@ -278,6 +278,10 @@ def test_expect_passes_and_fails_with_a_diff(
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and missing.stdout == ""
     assert missing.stderr.startswith("taskd: error: ") and missing.stderr.count("\n") == 1
+    unusable = subprocess.run([*cli, str(good), "--config", str(tmp_path / "no.toml"),
+                               str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert (unusable.returncode, unusable.stdout) == (2, "")  # the run's own error, no diff
+    assert unusable.stderr.startswith("taskd: error: ") and unusable.stderr.count("\n") == 1
 
 
 def test_without_expect_takes_the_option_out() -> None:
