@@ -25,9 +25,10 @@ if TYPE_CHECKING:
     from .kinds import Kind
 
 LIGHT = ("send", "status", "stop", "console")
-SUBCOMMANDS = ("serve", "attach", *LIGHT)
+SUBCOMMANDS = ("serve", "attach", "trace", "timeline", *LIGHT)
 EPILOG = (
-    "Subcommands: serve, attach, send, status, stop, console (`taskd SUBCOMMAND --help`). "
+    "Subcommands: serve, attach, send, status, stop, console, trace, timeline "
+    "(`taskd SUBCOMMAND --help`). "
     "With no FILE and a terminal on stdin and stdout, taskd is an interactive shell; "
     "otherwise it reads commands from FILE or stdin. Exit status: 0, 1 when a command "
     "failed or output was lost, 2 for usage and configuration errors, 3 when no daemon "
@@ -56,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--example", metavar="NAME", help="run a shipped example of the asyncio chapter"
     )
+    parser.add_argument(
+        "--expect",
+        metavar="TRANSCRIPT",
+        help="run FILE and compare its standard output with TRANSCRIPT (a diff, exit 1)",
+    )
     parser.add_argument("--version", action="version", version=f"taskd {__version__}")
     return parser
 
@@ -73,6 +79,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--restore", action="store_true", help="start again the tasks live at the last stop"
     )
     parser.add_argument("--lang", metavar="LANG", help="the language of messages: en or ja")
+    parser.add_argument(
+        "--clock",
+        choices=("real", "virtual"),
+        help="the loop's clock (virtual: time jumps to the next timer; output repeats exactly)",
+    )
+    parser.add_argument(
+        "--timestamps", action="store_true", help="start task lines with the seconds since start"
+    )
 
 
 def build_serve_parser() -> argparse.ArgumentParser:
@@ -120,6 +134,10 @@ def _configure(
         changes["loop"] = args.loop
     if args.socket is not None:
         changes["socket"] = args.socket
+    if args.clock is not None:
+        changes["clock"] = args.clock
+    if args.timestamps:
+        changes["timestamps"] = True
     if getattr(args, "serve", False):
         changes["serve"] = True
     config = dataclasses.replace(config, **changes)  # type: ignore[arg-type]
@@ -205,6 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return light_main(argv[0], argv[1:])
     if argv and argv[0] == "serve":
         return serve_main(argv[1:])
+    if argv and argv[0] in ("trace", "timeline"):
+        from . import timecli
+
+        return timecli.main(argv, prog="taskd")
     if argv and argv[0] == "attach":
         from .frontends.attach import attach_main
 
@@ -226,6 +248,10 @@ def _config_or_exit(
 
 def shell_or_script_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.expect is not None:
+        from . import timecli
+
+        return timecli.run_expect(timecli.without_expect(argv)[0], args.expect)
     if args.example is not None:
         from .examples import UnknownExample, example_config, example_path
 

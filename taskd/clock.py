@@ -19,6 +19,14 @@ the clock stands still again. Thread futures and subprocesses are held automatic
 anything else (a thread of your own that calls `call_soon_threadsafe`, stdin) must be
 wrapped in `hold(loop)` or `hold_until(loop, future)`, else the clock may run past it.
 
+Freezes. Waiting for the next line of a script is different: the line is not work
+the lesson is about, and a hold would let the read's real microseconds into the
+virtual times, so two runs would differ in their last digit. While a freeze is
+outstanding (and no hold), the loop waits for I/O without jumping and without
+letting time run: the script's reading takes no virtual time at all. An executor
+given to `exempt()` (the script reader's own thread) does not hold; its caller
+freezes instead.
+
 Limits: asyncio's own SelectorEventLoop only (uvloop's loop is C code with no selector
 to wrap); it relies on private parts of CPython 3.11's loop (`_scheduled`, a
 subprocess transport's `_exit_waiters`). Times are deterministic only while nothing is
@@ -32,7 +40,9 @@ import collections
 import contextvars
 import heapq
 import itertools
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, TypeVarTuple, Unpack
@@ -57,6 +67,9 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         self._now = 0.0  # virtual time while nothing is held
         self._holds = 0
+        self._freezes = 0  # waits for input: time stands still and does not jump
+        # executors whose calls freeze instead of hold (taskd's script reader)
+        self._exempt: weakref.WeakSet[Any] = weakref.WeakSet()
         self._anchor = 0.0  # real monotonic time when the first hold began
         self._timers: list[tuple[float, int, asyncio.TimerHandle]] = []
         self._sequence = itertools.count()
@@ -83,6 +96,19 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         self._holds -= 1
         if not self._holds:
             self._now += _monotonic() - self._anchor
+
+    def freeze(self) -> None:
+        """Start a freeze: no jump, no running time, until the matching thaw()."""
+        self._freezes += 1
+
+    def thaw(self) -> None:
+        if self._freezes <= 0:
+            raise RuntimeError("virtual clock thawed more often than frozen")
+        self._freezes -= 1
+
+    def exempt(self, executor: Any) -> None:
+        """Calls on EXECUTOR (taskd's input reader) do not hold the clock."""
+        self._exempt.add(executor)
 
     @property
     def holds(self) -> int:
@@ -151,6 +177,8 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
             timeout = None  # nothing to jump to: wait for I/O like any loop
         elif self._holds:
             timeout = min(max(0.0, timers[0][0] - self.time()), _MAX_WAIT)
+        elif self._freezes:
+            timeout = None  # time stands still until the input (or a thread) comes
         else:
             timeout, jump = 0.0, True  # poll; if nothing is there, only timers are left
         events = self._selector.select(timeout)  # type: ignore[attr-defined]
@@ -198,8 +226,45 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     def run_in_executor(  # type: ignore[override]
         self, executor: Any, func: Callable[..., _T], *args: Any
     ) -> asyncio.Future[_T]:
-        future = super().run_in_executor(executor, func, *args)
-        self.hold_until(future)
+        """The clock is held until FUNC has returned in its thread, not merely until
+        the future is done: an await cancelled while the thread works on (asyncio05)
+        leaves a thread that will still print, and time must not run past it."""
+        if executor is not None and executor in self._exempt:
+            return super().run_in_executor(executor, func, *args)
+        lock = threading.Lock()
+        state = [False, False]  # the work started, the hold was released
+
+        def release_once() -> None:
+            with lock:
+                if state[1]:
+                    return
+                state[1] = True
+            self.release()
+
+        def work() -> _T:
+            with lock:
+                state[0] = True
+            try:
+                return func(*args)
+            finally:
+                try:
+                    self.call_soon_threadsafe(release_once)
+                except RuntimeError:  # the loop is closed: nobody holds anything now
+                    pass
+
+        def settled(_future: asyncio.Future[_T]) -> None:
+            with lock:
+                started = state[0]
+            if not started:  # cancelled before a thread took it: it never will
+                release_once()
+
+        self.acquire()
+        try:
+            future = super().run_in_executor(executor, work)
+        except BaseException:
+            self.release()
+            raise
+        future.add_done_callback(settled)
         return future
 
     async def _make_subprocess_transport(  # type: ignore[no-untyped-def]
@@ -254,6 +319,27 @@ def hold(loop: asyncio.AbstractEventLoop | None = None) -> Iterator[None]:
         yield
     finally:
         target.release()
+
+
+@contextmanager
+def freeze(loop: asyncio.AbstractEventLoop | None = None) -> Iterator[None]:
+    """Keep LOOP's virtual time still (no jump) inside the block: for a front-end
+    waiting for input, which takes no time in a script. A no-op on other loops."""
+    target = loop if loop is not None else asyncio.get_running_loop()
+    if not isinstance(target, VirtualClockLoop):
+        yield
+        return
+    target.freeze()
+    try:
+        yield
+    finally:
+        target.thaw()
+
+
+def exempt(loop: asyncio.AbstractEventLoop, executor: Any) -> None:
+    """EXECUTOR's calls on LOOP do not hold its clock (their callers freeze it)."""
+    if isinstance(loop, VirtualClockLoop):
+        loop.exempt(executor)
 
 
 def hold_until(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:

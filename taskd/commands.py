@@ -16,12 +16,11 @@ import json
 import os
 import re
 import shlex
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from . import formatting
+from . import clocks, formatting
 from .errors import CommandError, shown
 from .fragments import Fragments
 from .i18n import _
@@ -248,6 +247,13 @@ def _names_line(verb: str, name: str) -> Fragments:
     return [("", verb + " "), ("task", name)]
 
 
+def _stamped(ctx: Context, line: Fragments) -> Fragments:
+    """LINE with the time since the start in front, when timestamps are on."""
+    if getattr(ctx.control, "timestamps", False):
+        return [("time", clocks.stamp(clocks.since_start())), *line]
+    return line
+
+
 @command(
     "new",
     "spawn a task of KIND (default idle)",
@@ -335,7 +341,7 @@ async def _show(ctx: Context, args: Args) -> None:
     if "--tree" in args.flags:
         records, depths = formatting.tree(records)
     if "--json" in args.flags:
-        now = time.monotonic()
+        now = clocks.monotonic()
         items = [formatting.record_dict(r, now) for r in records]
         ctx.reply.out(json.dumps(items, ensure_ascii=False))
     elif not records:
@@ -370,11 +376,11 @@ async def _cancel(ctx: Context, args: Args) -> None:
     for ending in await ctx.engine.cancel(live):
         record = ending.record
         if ending.outcome == "cancelled":
-            ctx.reply.out(_names_line("cancelled", record.name))
+            ctx.reply.out(_stamped(ctx, _names_line("cancelled", record.name)))
         elif ending.outcome == "ended":
-            ctx.reply.out(
-                [("task", record.name), ("", f" ended first: {formatting.ending(record)}")]
-            )
+            ctx.reply.out(_stamped(ctx, [
+                ("task", record.name), ("", f" ended first: {formatting.ending(record)}")
+            ]))
         else:
             refused.append(record)
     if refused:
@@ -415,24 +421,35 @@ async def _sleep(ctx: Context, args: Args) -> None:
     "log",
     "append task events to FILE (--json: JSON lines); 'off' stops; bare: where it logs",
     params=(Param("FILE", "file", optional=True, choices=("off",)),),
-    flags=("--json",),
-    usage_text="log [FILE [--json] | off]",
+    flags=("--json", "--steps"),
+    usage_text="log [FILE [--json] [--steps] | off]",
+    details="--steps: each step a task runs on the loop is logged too (a `step` event with "
+    "start_s and dur_s), for `taskd trace` and `taskd timeline`; they are many.",
 )
 async def _log(ctx: Context, args: Args) -> None:
     engine = ctx.engine
     if not args.words:
         if "--json" in args.flags:
             raise COMMANDS["log"].fail(_("log: --json needs a FILE"))
+        if "--steps" in args.flags:
+            raise COMMANDS["log"].fail("log: --steps needs a FILE")
         await engine.flush_log()  # so that the count is exact
         ctx.reply.out(engine.log_status())
     elif args.words[0] == "off":
         if "--json" in args.flags:
             raise COMMANDS["log"].fail(_("log: --json goes with a FILE"))
+        if "--steps" in args.flags:
+            raise COMMANDS["log"].fail("log: --steps goes with a FILE")
+        _commands_time.log_steps(ctx, False)
         ctx.reply.out(await engine.stop_log())
     else:
         fmt = "json" if "--json" in args.flags else engine.config.log_format
+        steps = "--steps" in args.flags
+        if steps:
+            _commands_time.need_recorder(ctx)  # before anything changes
         await engine.start_log(args.words[0], fmt)
-        ctx.reply.out(f"logging to {args.words[0]} ({fmt})")
+        _commands_time.log_steps(ctx, steps)
+        ctx.reply.out(f"logging to {args.words[0]} ({fmt}{', steps' if steps else ''})")
 
 
 @command("kinds", "list the task kinds and their arguments", flags=("--json",))
@@ -486,3 +503,4 @@ def help_text(name: str | None = None, width: int | None = None) -> str:
 
 # Commands of other rooms register themselves in the same table.
 from . import commands_daemon, commands_supervise, commands_teach  # noqa: E402, F401
+from . import commands_time as _commands_time  # noqa: E402

@@ -21,6 +21,7 @@ _CHOICES = {
     "color": ("auto", "always", "never"),
     "log_format": ("text", "json"),
     "loop": ("asyncio", "uvloop"),
+    "clock": ("real", "virtual"),
 }
 
 # Upper bounds, in seconds: an hour of grace or of stall is already more than anyone
@@ -50,8 +51,18 @@ class Config:
     explain: bool = False
     workers: int = 32
     lang: str = ""
+    clock: str = "real"
+    timestamps: bool = False
     kinds: dict[str, str] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Here, so that a config file and a command-line override (dataclasses.replace)
+        # are both checked: uvloop's loop is C code the virtual clock cannot wrap.
+        if self.clock == "virtual" and self.loop == "uvloop":
+            raise ConfigError(
+                "clock", 'the virtual clock needs loop = "asyncio" (uvloop cannot have it)'
+            )
 
 
 def defaults_text() -> str:

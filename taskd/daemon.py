@@ -27,9 +27,10 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from . import commands, formatting
+from . import clocks, commands, formatting
 from . import events as ev
 from .capture import TaskStream
+from .clock import new_virtual_loop
 from .config import Config
 from .context import CANCEL_GRACE, IN_CONSOLE
 from .engine import Engine, one_line
@@ -46,6 +47,7 @@ from .persist import Persistence
 from .registry import Registry, TaskRecord
 from .reply import Reply
 from .stall import StallWatch
+from .steps import StepRecorder
 
 WORKER_PREFIX = "taskd-worker"
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -117,6 +119,8 @@ class Daemon:
         self.frontends: list[Frontend] = []
         self._outputs: list[Output] = []
         self._presenters: list[Sink] = []
+        self._timestamps = config.timestamps
+        self.steps = StepRecorder(config.history)  # for `timeline` and `log --steps`
         self._end_requested: asyncio.Event | None = None
         self._hurry: asyncio.Event | None = None
         self._saved_std: tuple[Any, Any] | None = None
@@ -186,6 +190,7 @@ class Daemon:
             self._restore_std()
             asyncio.set_event_loop(None)
             loop.close()
+            clocks.reset()
             if self._gc_was_enabled:
                 gc.enable()
         if not serving.cancelled() and serving.exception() is not None:
@@ -197,6 +202,9 @@ class Daemon:
         loop = asyncio.get_running_loop()
         factory = loop.get_task_factory()
         loop.set_task_factory(self._task_factory)
+        clocks.install(loop)  # times count from here
+        self.steps.start()
+        self.engine.instruments.add(self.steps)
         self._end_requested = asyncio.Event()
         self._hurry = asyncio.Event()
         self.frontends = list(frontends)
@@ -225,13 +233,23 @@ class Daemon:
             loop.set_task_factory(factory)
 
     def _present_to(self, output: Output) -> None:
-        """Show task events on OUTPUT: styled when it can show styles, else plain."""
+        """Show task events on OUTPUT: styled when it can show styles, else plain;
+        with timestamps when they are on (a sink of its own, so that the usual path
+        does not even test for them)."""
+        stamps = self._timestamps
         if getattr(output, "styled", False):
 
             def sink(event: Event) -> None:
-                line = formatting.present(event)
+                line = formatting.present(event, stamps)
                 if line is not None:
                     output.line(line)
+
+        elif stamps:
+
+            def sink(event: Event) -> None:
+                text = formatting.present_plain(event, True)
+                if text is not None:
+                    output.write(text + "\n")
 
         else:
 
@@ -242,6 +260,22 @@ class Daemon:
 
         self._presenters.append(sink)
         self.engine.bus.subscribe(sink)
+
+    @property
+    def timestamps(self) -> bool:
+        """Whether task lines and endings on screen start with `+SECONDS `."""
+        return self._timestamps
+
+    @timestamps.setter
+    def timestamps(self, on: bool) -> None:
+        if on == self._timestamps:
+            return
+        self._timestamps = on
+        for sink in self._presenters:
+            self.engine.bus.unsubscribe(sink)
+        self._presenters.clear()
+        for output in self._outputs:
+            self._present_to(output)
 
     async def startup(self) -> bool:
         """Open the configured log; False (exit 2, nothing started) if it can't be."""
@@ -442,6 +476,8 @@ class Daemon:
     # -- the loop and its threads -------------------------------------------------
 
     def _new_loop(self) -> asyncio.AbstractEventLoop:
+        if self.config.clock == "virtual":  # Config refuses it with uvloop
+            return new_virtual_loop()
         if self.config.loop == "uvloop":
             import uvloop  # an optional extra; cli checks that it imports
 

@@ -14,13 +14,12 @@ import difflib
 import os
 import reprlib
 import sys
-import time
 from collections.abc import Callable, Coroutine
 from types import CodeType
 from typing import Any
 
+from . import clocks, formatting
 from . import events as ev
-from . import formatting
 from .config import Config
 from .context import CANCEL_GRACE, CURRENT, MACHINERY, SHELL_SETTINGS
 from .errors import CommandError, shown
@@ -447,7 +446,7 @@ class Engine:
         # first runs never executes its coroutine, yet must still be accounted for.
         if record.task is not task:
             return  # already accounted for by settle()
-        record.ended = time.monotonic()
+        record.ended = clocks.monotonic()
         record.task = None  # drop the task, and with it the coroutine and its frame
         fields: dict[str, Any] = {"runtime_s": round(record.runtime(), 6)}
         if self.hooks and (hooks := self.hooks.pop(record, None)) is not None and hooks.starting:

@@ -41,6 +41,7 @@ import aiofiles
 import aiofiles.os
 from aiofiles.threadpool.binary import AsyncFileIO
 
+from .clock import exempt, freeze
 from .errors import CommandError, shown
 from .events import Event
 from .logformat import formatter
@@ -121,6 +122,9 @@ class EventLog:
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=THREAD_NAME, initializer=_block_signals
         )
+        # On the virtual clock the log's file calls take no virtual time (they freeze
+        # it rather than hold it), so a logged run prints the same times as one not.
+        exempt(self._loop, self._executor)
         self._file: AsyncFileIO | None = None
         self._fd = -1
         self._writer: asyncio.Task[None] | None = None
@@ -136,7 +140,10 @@ class EventLog:
         replaces another waits until the other is closed.
         """
         try:
-            self._file = await aiofiles.open(self.path, "ab", buffering=0, executor=self._executor)
+            with freeze(self._loop):
+                self._file = await aiofiles.open(
+                    self.path, "ab", buffering=0, executor=self._executor
+                )
             self._fd = self._file.fileno()
         except OSError as exc:
             self._executor.shutdown(wait=False)
@@ -213,12 +220,15 @@ class EventLog:
     async def _write(self, batch: list[str]) -> None:
         assert self._file is not None
         data = "".join(batch).encode("utf-8", ENCODING_ERRORS)
-        done = await self._file.write(data)
+        with freeze(self._loop):
+            done = await self._file.write(data)
         if done is None or done < len(data):
             # The thread blocks signals, so a write is never cut short by one: only a
             # full disk (or a size limit) does, and the next write would fail anyway.
             raise LogFailed("a write was cut short (is the disk full?)")
-        self._check((await aiofiles.os.stat(self._fd, executor=self._executor)).st_nlink)
+        with freeze(self._loop):
+            links = (await aiofiles.os.stat(self._fd, executor=self._executor)).st_nlink
+        self._check(links)
         self.written += len(batch)
         self._settle()
 
@@ -290,7 +300,8 @@ class EventLog:
         await self._writer
         try:
             if self._file is not None:
-                await self._file.close()
+                with freeze(self._loop):
+                    await self._file.close()
         except OSError as exc:
             self._fail(exc)
         finally:

@@ -7,9 +7,10 @@ not block: they queue or buffer, and do their I/O elsewhere.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
+
+from . import clocks
 
 # The event names, as they appear in the log.
 STARTED = "started"
@@ -37,7 +38,7 @@ class Event:
     __slots__ = ("ts", "task", "event", "fields")
 
     def __init__(self, task: str, event: str, fields: dict[str, Any] | None = None) -> None:
-        self.ts = time.time()
+        self.ts = clocks.wall()  # time.time(), or virtual (taskd.clocks)
         self.task = task
         self.event = event
         self.fields = fields if fields is not None else {}

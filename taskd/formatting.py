@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from . import clocks
 from .events import CANCELLED, DONE, EXPLAIN, FAILED, OUTPUT, RESTARTED, Event
 from .fragments import Fragments
 from .registry import State, TaskRecord
@@ -67,7 +67,7 @@ def table(
     DETAILS makes the last column (the engine's knows places in queues)."""
     # One pass per column and plain string padding: `show` must stay quick at
     # 10,000 rows while they all tick (tests/bench, scenario responsive).
-    now = time.monotonic()
+    now = clocks.monotonic()
     names = [r.name for r in records]
     if depths is not None:
         names = ["  " * d + n for d, n in zip(depths, names, strict=True)]
@@ -252,8 +252,14 @@ def record_dict(record: TaskRecord, now: float) -> dict[str, Any]:
     return item
 
 
-def present(event: Event) -> Fragments | None:
-    """The line a person sees for EVENT, or None for events shown only in the log."""
+def present(event: Event, stamps: bool = False) -> Fragments | None:
+    """The line a person sees for EVENT, or None for events shown only in the log;
+    with STAMPS, it starts with the seconds since the daemon started (`+1.002 `)."""
+    if stamps:
+        line = present(event)
+        if line is None:
+            return None
+        return [("time", clocks.stamp(clocks.since_start_wall(event.ts))), *line]
     if event.event == OUTPUT:
         return [("", "["), ("task", event.task), ("", "] " + event.fields["text"])]
     if event.event == DONE:
@@ -277,9 +283,9 @@ def present(event: Event) -> Fragments | None:
     return None
 
 
-def present_plain(event: Event) -> str | None:
+def present_plain(event: Event, stamps: bool = False) -> str | None:
     """present() as plain text; task output, by far the most frequent, the short way."""
-    if event.event == OUTPUT:
+    if event.event == OUTPUT and not stamps:
         return f"[{event.task}] {event.fields['text']}"
-    line = present(event)
+    line = present(event, stamps)
     return None if line is None else "".join([text for _, text in line])

@@ -3,8 +3,8 @@
 Handlers and event presenters build fragments; each consumer renders them its own
 way (plain text for pipes and files, colours for a terminal, JSON for a socket).
 The style names say what a piece *is*, never how it looks: `task` (a task's name),
-`state-STATE`, `header`, `error`, `failed`, `explain`. Only the terminal front-end
-turns them into colours, so wording can change without any colour being lost.
+`state-STATE`, `header`, `error`, `failed`, `explain`, `time` (a timestamp). Only the
+terminal front-end turns them into colours, so wording can change without any colour being lost.
 """
 
 from __future__ import annotations

@@ -9,13 +9,13 @@ coroutine frame outlives its task.
 from __future__ import annotations
 
 import asyncio
-import time
 import unicodedata
 from collections.abc import Iterator
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING
 
+from . import clocks
 from .errors import CommandError, shown
 from .i18n import _
 
@@ -76,8 +76,8 @@ class TaskRecord:
         self.kind = kind
         self.args = args
         self.state = State.RUNNING
-        self.started_at = time.time()  # wall clock, for people
-        self.started = time.monotonic()  # for durations
+        self.started_at = clocks.wall()  # wall clock, for people
+        self.started = clocks.monotonic()  # for durations (both virtual under --clock)
         self.ended: float | None = None
         self.last_line = ""
         self.error = ""
@@ -97,7 +97,7 @@ class TaskRecord:
         return self.state in FINAL
 
     def runtime(self, now: float | None = None) -> float:
-        end = self.ended if self.ended is not None else (now or time.monotonic())
+        end = self.ended if self.ended is not None else (now or clocks.monotonic())
         return max(0.0, end - self.started)
 
 

@@ -9,7 +9,11 @@ one lane per task: its life as a slice from `started` to its end, each `step` ev
 The reader (`read_log`, shared with timeline.py) takes both log formats, line by line
 (a JSON line starts with `{`), so a file whose format was switched midway still reads.
 A log is appended to across runs: each `daemon-start` begins a new session, with
-times counted from it, and each session becomes its own process in the trace.
+times counted from it, and each session becomes its own process in the trace. A log
+opened while taskd ran (`log FILE --steps` typed later) has no `daemon-start`: its
+times count from its first line, and its steps' `start_s` (counted from the daemon's
+start) are moved onto that origin, by how far the first step's end is from the
+moment its event was stamped (the event is made as the step ends).
 """
 
 from __future__ import annotations
@@ -94,7 +98,27 @@ def read_log(path: str) -> list[Session]:
         session.end = max(session.end, ts, sum(step))
     if not sessions:
         raise LogError(f"{path}: no events in it")
+    first = sessions[0].records[0]
+    if first.event != DAEMON_START:
+        _rebase_steps(sessions[0])
     return sessions
+
+
+def _rebase_steps(session: Session) -> None:
+    """Steps of a session begun mid-run, onto the session's own origin."""
+    steps = [r for r in session.records if r.event == STEP]
+    if not steps:
+        return
+    start, dur = step_times(steps[0].fields)
+    shift = round(start + dur - steps[0].ts, 3)  # the stamps are in milliseconds
+    if not shift:
+        return
+    for record in steps:
+        start, dur = step_times(record.fields)
+        record.fields["start_s"] = round(start - shift, 6)
+    session.end = max([r.ts for r in session.records] + [
+        sum(step_times(r.fields)) for r in steps
+    ])
 
 
 def _parse(line: str) -> tuple[str, str, str, dict[str, Any]]:

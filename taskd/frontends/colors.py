@@ -53,6 +53,7 @@ COLOR_STYLE = Style.from_dict(
         "explain": "italic ansibrightblack",
         "prompt": "bold",
         "header": "bold",
+        "time": "ansibrightblack",  # a timestamp (+1.002)
         "bottom-toolbar": "noreverse bg:#303030 #d0d0d0",
         "bottom-toolbar.warn": "bg:#303030 ansiyellow bold",
         **{f"task-{i}": colour for i, colour in enumerate(PALETTE)},

@@ -35,6 +35,7 @@ from prompt_toolkit.input import Input, create_input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.output import Output as TerminalOutput
 
+from ..clock import hold
 from ..config import Config
 from ..daemon import Daemon
 from ..errors import CommandError
@@ -167,9 +168,12 @@ class ShellFrontend:
             self.prompts += 1
             self._interrupt_pending = False
             try:
-                return await self.session.prompt_async(
-                    set_exception_handler=False, handle_sigint=False
-                )
+                # On the virtual clock, time runs at real speed while a person types
+                # (the prompt's own timers, and the tasks, go on as they would).
+                with hold():
+                    return await self.session.prompt_async(
+                        set_exception_handler=False, handle_sigint=False
+                    )
             except EOFError:
                 # Ctrl-D, or the terminal hung up and its input ended: then the
                 # kernel's SIGHUP may come after this, or never reach us in time.

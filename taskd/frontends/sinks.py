@@ -27,6 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from ..clock import hold
 from ..fragments import Line, plain
 from ..stall import EXCUSED, excuse
 
@@ -132,7 +133,8 @@ class StreamSink:
                         self._drained.remove(waiter)
                 return
             try:
-                await asyncio.wait_for(asyncio.shield(waiter), 0.1)
+                with hold(self._loop):  # real time: a virtual one would spin here
+                    await asyncio.wait_for(asyncio.shield(waiter), 0.1)
             except TimeoutError:
                 with self._lock:
                     if waiter in self._drained:

@@ -12,6 +12,10 @@ thread hop per call, fine per 64 KiB chunk, ruinous per line. So:
 - a named FIFO given as the script is opened on a daemon thread (open() blocks until
   a writer comes, and must not hold the process at exit), then read like a pipe.
 
+Under the virtual clock (taskd.clock) every wait for the next chunk freezes the
+clock: a script's reading takes no virtual time, and no timer fires while taskd
+waits for its next line, so two runs of a script print the same bytes.
+
 Output is in sinks.py.
 """
 
@@ -25,6 +29,8 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import aiofiles
+
+from ..clock import exempt, freeze
 
 CHUNK = 1 << 16
 
@@ -121,7 +127,8 @@ async def path_chunks(path: str) -> AsyncIterator[bytes]:
             loop.call_soon_threadsafe(_settle, opened, fd)
 
     threading.Thread(target=open_fifo, name="taskd-fifo-open", daemon=True).start()
-    fd = await opened
+    with freeze(loop):
+        fd = await opened
     async for chunk in _pipe_chunks(fd):
         yield chunk
 
@@ -138,7 +145,11 @@ def _settle(future: asyncio.Future[int], value: int | OSError) -> None:
 
 
 async def _reader_chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
-    while chunk := await reader.read(CHUNK):
+    while True:
+        with freeze():
+            chunk = await reader.read(CHUNK)
+        if not chunk:
+            return
         yield chunk
 
 
@@ -150,15 +161,24 @@ async def file_chunks(path: str | int) -> AsyncIterator[bytes]:
     that pool, and the next read (even the one that finds the end) would wait for
     one of their sleeps to end (measured: 33 `blocking 8` lines kept taskd 8.6 s)."""
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="taskd-reader")
+    exempt(asyncio.get_running_loop(), executor)  # its reads freeze the clock, not hold it
     try:
         # Not `async with`: aiofiles' context manager closes the file on the default
         # pool whatever executor it was opened with; close() honours the executor.
-        f = await aiofiles.open(path, "rb", closefd=not isinstance(path, int), executor=executor)
+        with freeze():
+            f = await aiofiles.open(
+                path, "rb", closefd=not isinstance(path, int), executor=executor
+            )
         try:
-            while chunk := await f.read(CHUNK):
+            while True:
+                with freeze():
+                    chunk = await f.read(CHUNK)
+                if not chunk:
+                    break
                 yield chunk
         finally:
-            await f.close()
+            with freeze():
+                await f.close()
     finally:
         executor.shutdown(wait=False)
 

@@ -34,12 +34,12 @@ BASELINE = HERE / "baseline.py"
 FULL = {
     "spawn": 50_000, "live": 100_000, "show": 50_000, "shows": 7, "log_events": 1_000_000,
     "log_lines": 100_000, "startups": 11, "ticks": 10_000, "samples": 60, "repeat": 5,
-    "grouped": 10_000, "restore": 100_000,
+    "grouped": 10_000, "restore": 100_000, "vtasks": 1_000,
 }
 QUICK = {
     "spawn": 10_000, "live": 20_000, "show": 10_000, "shows": 5, "log_events": 200_000,
     "log_lines": 20_000, "startups": 5, "ticks": 10_000, "samples": 20, "repeat": 3,
-    "grouped": 10_000, "restore": 20_000,
+    "grouped": 10_000, "restore": 20_000, "vtasks": 100,
 }
 
 
@@ -364,6 +364,27 @@ class Bench:
         )
         return [self.row(f"restore {n // 1000}k live vs spawn", ours, theirs, "s", 2)]
 
+    def virtual_clock(self) -> list[Row]:
+        """N tasks of `tick 1 3600` on the virtual clock (an hour of virtual time, N x
+        3,600 wake-ups and lines of output): virtual seconds per real second, through
+        taskd and for bare sleepers on the same loop (tests/bench/clock_bench.py)."""
+        if self.loop != "asyncio":
+            return []  # the virtual clock wraps asyncio's own loop only
+        from clock_bench import clock_rate
+
+        tasks, sleeps = self.n["vtasks"], 3600
+        config = self.scratch / "virtual.toml"
+        config.write_text('clock = "virtual"\n', encoding="utf-8")
+        script = self.script(f"vtick{tasks}.tdc", [f"new tick 1 {sleeps}"] * tasks + ["wait"])
+        times = max(1, self.repeat // 2)  # long runs: fewer of them
+        ours, bare = self.alternate(
+            lambda: self.timed(self.taskd("--config", str(config)), script, tasks * sleeps),
+            lambda: clock_rate(tasks, sleeps)["real_s"],
+            times,
+        )
+        return [Row(f"virtual clock, {tasks} x tick 1 {sleeps}", self.loop, sleeps / ours,
+                    sleeps / bare, "virtual s/s", "(info)", True, ours / bare)]
+
     def row(self, name: str, ours: float, theirs: float, unit: str, limit: float) -> Row:
         ratio = ours / theirs
         return Row(name, self.loop, ours, theirs, unit, f"<= {limit:g}", ratio <= limit, ratio)
@@ -381,6 +402,7 @@ SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
     "state-spawn": Bench.state_spawn,
     "grouped": Bench.grouped,
     "restore": Bench.restore,
+    "virtual-clock": Bench.virtual_clock,  # virtual seconds per real second
 }
 
 
