@@ -7,7 +7,11 @@ one-shot `taskd send`) does not pay for the engine, asyncio or aiofiles.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+# The light clients import nothing they do not use: typing costs 5 ms at start.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

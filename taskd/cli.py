@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 from . import __version__
 
+TYPE_CHECKING = False  # typing is not imported at run time: the light clients' start
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
     from .config import Config
     from .daemon import Frontend

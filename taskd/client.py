@@ -15,10 +15,13 @@ import socket
 import sys
 import time
 from collections import deque
-from typing import Any
 
 from . import protocol
 from .sockpath import default_path
+
+TYPE_CHECKING = False  # typing is not imported at run time: the light clients' start
+if TYPE_CHECKING:
+    from typing import Any
 
 OK, FAILED, USAGE, NO_DAEMON = 0, 1, 2, 3
 WINDOW = 256  # requests sent ahead of their replies

@@ -9,11 +9,15 @@ answered with one error reply.
 from __future__ import annotations
 
 import json
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported at run time: the light clients' start
+if TYPE_CHECKING:
+    from typing import Any
 
 VERSION = 1
 MAX_LINE = 1 << 20  # bytes in one request line, newline excluded
 
+_quote = json.encoder.encode_basestring  # a JSON string, non-ASCII kept (C-accelerated)
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 _dumps_ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str).encode
 
@@ -50,6 +54,17 @@ def done(rid: int | None, ok: bool, skipped: bool = False) -> bytes:
 
 
 def event(task: str, name: str, ts: float, fields: dict[str, Any], text: str | None) -> bytes:
+    if name == "output" and text is not None and len(fields) == 1:
+        # A task's output line, by far the most frequent event: built from quoted
+        # strings (the C encoder's) instead of a nested dict, four times cheaper.
+        line = (
+            f'{{"event":{{"task":{_quote(task)},"name":"output","ts":{ts!r},'
+            f'"fields":{{"text":{_quote(fields["text"])}}},"text":{_quote(text)}}}}}\n'
+        )
+        try:
+            return line.encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: the general way escapes it
     return encode({"event": {"task": task, "name": name, "ts": ts, "fields": fields, "text": text}})
 
 

@@ -14,12 +14,15 @@ import socket
 import stat
 import struct
 from collections.abc import Mapping
-from typing import Literal
+
+TYPE_CHECKING = False  # typing is not imported at run time: the light clients' start
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Probe = Literal["live", "stale", "absent"]
 
 SOCKET_NAME = "taskd.sock"
 PROBE_TIMEOUT = 1.0
-
-Probe = Literal["live", "stale", "absent"]
 
 
 class SocketError(Exception):

@@ -27,6 +27,10 @@ from ..sockpath import SocketError, peer_allowed, pid_path, prepare_folder, prob
 
 MAX_BUFFER = 4 << 20  # bytes queued for one client before it is cut off
 WRITE_AT = 64 << 10  # bytes gathered before writing without waiting for the loop's turn
+# Seconds task events wait for company before they are written: a task printing a
+# line per loop iteration cost a send() per line per client (10 clients, 100k lines:
+# a million system calls); replies to a command are not held.
+EVENT_LINGER = 0.005
 MAX_CLIENTS = 1024
 MAX_QUEUED = 1000  # requests read ahead of the one running; then reading pauses
 YIELD_EVERY = 100  # requests run back to back before other clients get a turn
@@ -97,6 +101,7 @@ class Connection(asyncio.Protocol):
         self._outbuf: list[bytes] = []
         self._outsize = 0
         self._flush_scheduled = False
+        self._lingering: asyncio.TimerHandle | None = None
         self._queue: deque[protocol.Request] = deque()
         self._paused = False
         self._wakeup = asyncio.Event()
@@ -273,7 +278,7 @@ class Connection(asyncio.Protocol):
 
     # -- out ---------------------------------------------------------------------------
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: bytes, linger: bool = False) -> None:
         """Queue DATA for this client; never blocks, never waits. Past the bound the
         client is cut off: it was not reading, and nobody waits for it."""
         if self.closed:
@@ -293,12 +298,21 @@ class Connection(asyncio.Protocol):
             return
         if self._outsize >= WRITE_AT:
             self._flush()  # a burst: let the kernel's buffer take its share now
-        elif not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        elif not linger:
+            if self._lingering is not None:  # a reply: what lingers goes with it, now
+                self._lingering.cancel()
+                self._lingering = None
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+        elif not self._flush_scheduled and self._lingering is None:
+            self._lingering = asyncio.get_running_loop().call_later(EVENT_LINGER, self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if self._lingering is not None:
+            self._lingering.cancel()
+            self._lingering = None
         if self.closed or not self._outbuf or self._transport is None:
             return
         data = b"".join(self._outbuf) if len(self._outbuf) > 1 else self._outbuf[0]
@@ -416,7 +430,7 @@ class SocketServer:
     def _on_event(self, event: Event) -> None:
         data = protocol.event(event.task, event.event, event.ts, event.fields, _present(event))
         for conn in list(self._subscribers):
-            conn.send(data)
+            conn.send(data, linger=True)
 
     # -- the end -----------------------------------------------------------------------
 

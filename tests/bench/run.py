@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import daemon_scenarios
 from drive import Child, memory_kb
 
 HERE = Path(__file__).resolve().parent
@@ -92,6 +93,12 @@ class Bench:
 
     def taskd(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "taskd", "--loop", self.loop, *args]
+
+    def taskd_bare(self, *args: str) -> list[str]:
+        """A subcommand (serve) takes the loop option after its name."""
+        if args and args[0] == "serve":
+            return [sys.executable, "-m", "taskd", "serve", "--loop", self.loop, *args[1:]]
+        return self.taskd(*args)
 
     def baseline(self) -> list[str]:
         return [sys.executable, str(BASELINE), "--loop", self.loop]
@@ -403,6 +410,9 @@ SCENARIOS: dict[str, Callable[[Bench], list[Row]]] = {
     "grouped": Bench.grouped,
     "restore": Bench.restore,
     "virtual-clock": Bench.virtual_clock,  # virtual seconds per real second
+    "send-script": daemon_scenarios.send_script,
+    "send-one": daemon_scenarios.send_one,
+    "attached": daemon_scenarios.attached,
 }
 
 
