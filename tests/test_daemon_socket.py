@@ -276,3 +276,50 @@ def test_a_foreground_taskd_can_serve_too(daemon: Callable[[], Daemon]) -> None:
     assert proc.returncode == 0, err
     assert out.decode().startswith("started local")
     assert not os.path.exists(d.socket)
+
+
+def test_a_killed_daemon_comes_back_with_serve_restore(daemon: Callable[[], Daemon]) -> None:
+    """SIGKILL while tasks run, then `serve --restore`: the same names, kinds and
+    arguments run again, and the history is back."""
+    d = daemon()
+    state = d.folder / "state.json"
+    assert d.start("--state-file", str(state)).returncode == 0
+    for line in ("new tick 0.2 --name beat", "new timer 3600 --name long --group g",
+                 "new timer 0 --name quick", "wait quick"):
+        assert d.send(*line.split()).returncode == 0
+
+    def saved() -> bool:
+        try:
+            live = json.loads(state.read_text())["live"]
+        except (OSError, ValueError, KeyError):
+            return False
+        return [t["name"] for t in live] == ["beat", "long"]
+
+    wait_until(saved, "the state file did not show the live tasks")
+    d.kill()
+    wait_until(lambda: not d.alive(), "SIGKILL did not end it")
+    assert d.start("--state-file", str(state), "--restore").returncode == 0
+    shown = json.loads(d.send("show", "--all", "--json").stdout)
+    by_name = {t["name"]: t for t in shown}
+    assert (by_name["beat"]["kind"], by_name["beat"]["args"]) == ("tick", ["0.2"])
+    assert (by_name["long"]["kind"], by_name["long"]["group"]) == ("timer", "g")
+    assert by_name["beat"]["state"] == "running" and by_name["beat"]["restored"]
+    assert by_name["quick"]["state"] == "done"  # the history is back
+
+
+def test_sighup_reopens_a_served_daemons_log(daemon: Callable[[], Daemon]) -> None:
+    d = daemon()
+    log = d.folder / "events.log"
+    assert d.start("--log", str(log)).returncode == 0
+    assert d.send("new", "timer", "0", "--name", "before").returncode == 0
+    assert d.send("wait", "before").returncode == 0
+    wait_until(lambda: log.exists() and " before done" in log.read_text(), "not logged")
+    log.rename(d.folder / "events.log.1")  # logrotate's move
+    assert d.pid is not None
+    os.kill(d.pid, signal.SIGHUP)
+    wait_until(log.exists, "SIGHUP did not reopen the log")
+    assert d.alive()  # a hang-up is not an end for a daemon with no terminal
+    assert d.send("new", "timer", "0", "--name", "after").returncode == 0
+    assert d.send("wait", "after").returncode == 0
+    wait_until(lambda: " after done" in log.read_text(), "the new file got nothing")
+    assert " after " not in (d.folder / "events.log.1").read_text()
