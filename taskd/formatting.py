@@ -8,7 +8,6 @@ terminal colours the pieces by what they are. Nothing ever re-parses these lines
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +16,7 @@ from . import clocks
 from .events import CANCELLED, DONE, EXPLAIN, FAILED, OUTPUT, RESTARTED, Event
 from .fragments import Fragments
 from .registry import State, TaskRecord
-from .width import cut, cwidth, fit, ljust
+from .width import cut, cwidth, fit, ljust, wrap
 
 COLUMNS = ("NAME", "KIND", "STATE", "AGE", "DETAIL")
 
@@ -179,43 +178,6 @@ def two_columns(
             continue
         lines += wrap_indented(first, width, indent)
         lines += wrap_indented(text, width, indent + "    ")
-    return lines
-
-
-# A space run; a wide character (with a closing mark after it: no line starts with
-# 。 or ）); a run of narrow ones (a word).
-_TOKENS = re.compile(
-    r"(\s+)|([\u1100-\uffff][、。）」』，．]*)|([^\s\u1100-\uffff]+)"
-)
-
-
-def wrap(text: str, width: int) -> list[str]:
-    """TEXT in lines of at most WIDTH columns, broken at spaces or between wide
-    characters (Japanese has no spaces), never inside a word of narrow ones unless
-    it is wider than a line."""
-    width = max(1, width)
-    lines: list[str] = []
-    line = ""
-    space = False
-    for gap, wide, word in _TOKENS.findall(text):
-        if gap:
-            space = True
-            continue
-        piece = wide or word
-        joined = f"{line} {piece}" if (line and space) else line + piece
-        space = False
-        if cwidth(joined) <= width:
-            line = joined
-            continue
-        if line:
-            lines.append(line)
-        while cwidth(piece) > width:
-            head = fit(piece, width) or piece[0]
-            lines.append(head)
-            piece = piece[len(head):]
-        line = piece
-    if line or not lines:
-        lines.append(line)
     return lines
 
 

@@ -8,6 +8,8 @@ combining marks); a control character, which it calls -1, is counted as 1 here
 
 from __future__ import annotations
 
+import re
+
 from wcwidth import wcwidth
 
 ELLIPSIS = "…"
@@ -57,25 +59,38 @@ def cut(text: str, width: int) -> str:
     return _fit(text, width - 1) + ELLIPSIS
 
 
+# A space run; a wide character (with a closing mark after it: no line starts with
+# 。 or ）); a run of narrow ones (a word).
+_TOKENS = re.compile(
+    r"(\s+)|([\u1100-\uffff][、。）」』，．]*)|([^\s\u1100-\uffff]+)"
+)
+
+
 def wrap(text: str, width: int) -> list[str]:
-    """TEXT in lines of at most WIDTH columns, broken at spaces; a word wider than a
-    line is broken where it must (never inside a character). Runs of spaces between
-    words become one."""
+    """TEXT in lines of at most WIDTH columns, broken at spaces or between wide
+    characters (Japanese has no spaces), never inside a word of narrow ones unless
+    it is wider than a line."""
     width = max(1, width)
     lines: list[str] = []
     line = ""
-    for word in text.split():
-        candidate = f"{line} {word}" if line else word
-        if cwidth(candidate) <= width:
-            line = candidate
+    space = False
+    for gap, wide, word in _TOKENS.findall(text):
+        if gap:
+            space = True
+            continue
+        piece = wide or word
+        joined = f"{line} {piece}" if (line and space) else line + piece
+        space = False
+        if cwidth(joined) <= width:
+            line = joined
             continue
         if line:
             lines.append(line)
-        while cwidth(word) > width:
-            head = _fit(word, width) or word[0]  # a wide char in a 1-column line: whole
+        while cwidth(piece) > width:
+            head = _fit(piece, width) or piece[0]
             lines.append(head)
-            word = word[len(head):]
-        line = word
+            piece = piece[len(head):]
+        line = piece
     if line or not lines:
         lines.append(line)
     return lines
