@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import termios
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pexpect  # type: ignore[import-untyped]
 import pytest
-from shellkit import plain
+from prompt_toolkit.utils import get_cwidth
+from shellkit import DEADLINE, plain
 from test_shell_pty import AFTER, ENTER, PYTHON, Terminal
 from tmuxkit import Tmux
 
@@ -104,10 +107,10 @@ def _cooked(tmux: Tmux) -> bool:
 def tmux(env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., Tmux]]:
     opened: list[Tmux] = []
 
-    def open_tmux(columns: int = 100) -> Tmux:
+    def open_tmux(columns: int = 100, args: str = "") -> Tmux:
         term = Tmux(tmp_path, env, columns)
         opened.append(term)
-        term.type(f"{PYTHON} -m taskd")
+        term.type(f"{PYTHON} -m taskd {args}")
         term.key("Enter")
         term.wait_for("taskd>")
         return term
@@ -169,3 +172,70 @@ def test_ctrl_z_suspends_and_fg_redraws(tmux: Callable[..., Tmux]) -> None:
     term.wait_until(lambda _: not Path(f"/proc/{pid}").exists(), "taskd ended")
     term.type("echo status=$?\r")
     term.wait_for("status=0")
+
+
+def _after(screen: str, mark: str) -> str:
+    """What SCREEN shows after the last MARK ('' if it has none)."""
+    _, found, rest = screen.rpartition(mark)
+    return rest if found else ""
+
+
+def _words(command: str, env: dict[str, str]) -> set[str]:
+    """COMMAND's output words, unwrapped (script mode has no width)."""
+    done = subprocess.run([sys.executable, "-m", "taskd"], input=f"{command}\n",
+                          capture_output=True, text=True, env=env, timeout=DEADLINE)
+    return set(done.stdout.split())
+
+
+@pytest.mark.parametrize("columns", [40, 100])
+def test_help_and_kinds_wrap_between_words(
+    tmux: Callable[..., Tmux], env: dict[str, str], columns: int
+) -> None:
+    term = tmux(columns)
+    for command in ("help", "kinds"):
+        words = _words(command, env)
+        term.type(f"{command}\r")
+        screen = term.wait_until(  # shown, and the next prompt under it
+            lambda s, c=command: "taskd>" in _after(s, f"taskd> {c}\n"), f"{command} shown"
+        )
+        shown = _after(screen, f"taskd> {command}\n").partition("taskd>")[0]
+        assert len(shown.splitlines()) > 10
+        for line in shown.splitlines():
+            # capture-pane -J joins what the terminal wrapped: a too-long line shows.
+            assert get_cwidth(line) <= columns, line
+            assert set(line.split()) <= words, f"a word cut: {line!r}"
+    term.type("end\r")
+
+
+def test_the_toolbar_stays_during_a_command_and_keeps_the_lag(
+    tmux: Callable[..., Tmux], tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    (tmp_path / "a-long-folder-name").mkdir()
+    term = tmux(40, f"--log {tmp_path / 'a-long-folder-name' / 'events.log'}")
+    # At the prompt, 40 columns: the lag is kept, the log's path is what goes.
+    term.wait_until(lambda s: re.search(r"0 running · 0 finished · lag", s) is not None,
+                    "the toolbar with its lag")
+    term.type(f"new shell 'cat {gate}' --name w\r")
+    term.wait_for("started w")
+    term.type("wait w\r")
+    term.wait_until(lambda _: _cooked(term), "the wait runs")
+    # While the wait runs there is no prompt, and still a toolbar, below the output.
+    term.wait_until(
+        lambda s: re.search(r"taskd> wait w\n(.*\n)*? ?1 running · 0 finished · lag", s)
+        is not None,
+        "the toolbar during the wait",
+    )
+    with gate.open("w") as writer:
+        writer.write("go\n")
+    screen = term.wait_until(
+        lambda s: re.search(r"w done after.*\n(.*\n)*?taskd>", s) is not None, "the wait ended"
+    )
+    after = screen[screen.rindex("taskd> wait w"):]
+    # The status line was taken away: the only toolbar left is the prompt's own.
+    term.wait_until(
+        lambda s: sum("finished · lag" in x for x in s[s.rindex("taskd> wait w"):].splitlines())
+        == 1, f"one toolbar left, in:\n{after}"
+    )
+    term.type("end\r")

@@ -130,7 +130,7 @@ class ShellFrontend:
             completer=TaskdCompleter(daemon.engine),
             complete_while_typing=False,
             enable_history_search=False,  # Ctrl-R searches; Up walks the history
-            bottom_toolbar=lambda: toolbar(daemon.engine, self._lag()),
+            bottom_toolbar=lambda: self._toolbar(daemon),
             refresh_interval=0.5,
             key_bindings=self._key_bindings(),
             style=style,
@@ -150,11 +150,17 @@ class ShellFrontend:
                     return
                 if not line.strip():
                     continue
-                with self._typing_unechoed():
-                    await self._execute(daemon, line)
-                    # A command's output comes before the next prompt, even when
-                    # the next line was typed ahead.
-                    await self._drain()
+                assert self.output is not None
+                # While it runs, the toolbar is the output's last line (above.py).
+                self.output.status(lambda: self._toolbar(daemon))
+                try:
+                    with self._typing_unechoed():
+                        await self._execute(daemon, line)
+                        # A command's output comes before the next prompt, even
+                        # when the next line was typed ahead.
+                        await self._drain()
+                finally:
+                    self.output.status(None)
         finally:
             meter.cancel()
 
@@ -288,6 +294,10 @@ class ShellFrontend:
     def _abandon(self, app: Application[str]) -> None:
         self._abandoned_text = app.current_buffer.text
         app.exit(exception=KeyboardInterrupt, style="class:aborting")
+
+    def _toolbar(self, daemon: Daemon) -> StyleAndTextTuples:
+        columns = self._terminal.get_size().columns if self._terminal is not None else None
+        return toolbar(daemon.engine, self._lag(), columns)
 
     def _message(self) -> StyleAndTextTuples:
         return [("class:prompt", self.config.prompt)]
