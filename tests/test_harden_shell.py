@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import termios
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -239,3 +240,50 @@ def test_the_toolbar_stays_during_a_command_and_keeps_the_lag(
         == 1, f"one toolbar left, in:\n{after}"
     )
     term.type("end\r")
+
+
+def _taskd_pid(term: Tmux) -> int:
+    """taskd's pid: the only child of the pane's shell."""
+    shell = term.tmux("display-message", "-p", "#{pane_pid}").strip()
+    children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+    assert len(children) == 1, children
+    return int(children[0])
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS line")
+
+
+FLOOD_WATCH = 3.0  # seconds of flood watched: long enough for a leak to show
+FLOOD_GROWTH_KIB = 64 * 1024  # the bounded queue and its slices, with room to spare
+END_SLACK = 5.0  # seconds beyond cancel_grace: a safety margin for a loaded machine
+
+
+def test_an_output_flood_keeps_memory_bounded_and_the_prompt_live(
+    tmux: Callable[..., Tmux], tmp_path: Path
+) -> None:
+    (tmp_path / "taskd.toml").write_text("cancel_grace = 1.0\n")
+    term = tmux(100, f"--config {tmp_path / 'taskd.toml'}")
+    pid = _taskd_pid(term)
+    term.type("new shell yes --name flood\r")
+    term.wait_for("[flood] y")
+    first = _rss_kib(pid)
+    peak = first
+    watch_until = time.monotonic() + FLOOD_WATCH
+    while time.monotonic() < watch_until:  # sampling, not waiting for an outcome
+        peak = max(peak, _rss_kib(pid))
+        time.sleep(0.05)
+    assert peak - first < FLOOD_GROWTH_KIB, (first, peak)
+    # The prompt answers in the flood: a typed command is shown and runs.
+    term.type("cancel flood\r")
+    term.wait_for("cancelled flood")
+    term.type("new shell yes --name flood2\r")
+    term.wait_for("[flood2] y")
+    # And `end` in a flood ends within the grace period and a bounded slack.
+    began = time.monotonic()
+    term.type("end\r")
+    term.wait_until(lambda _: not Path(f"/proc/{pid}").exists(), "taskd ended")
+    assert time.monotonic() - began < 1.0 + END_SLACK

@@ -89,8 +89,11 @@ class AboveThePrompt:
         self._paint_failed = False
         self._last = 0.0
         self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        # Characters ever queued and ever shown: drain() waits for its mark, not for
+        # an empty queue, which a task that floods the screen never leaves.
+        self._queued_total = 0
+        self._shown_total = 0
+        self._shown = asyncio.Event()  # set after each slice shown
         self._loop = asyncio.get_running_loop()
         self._status: Status | None = None
         self._status_shown = False  # the status line is on screen, the cursor at its end
@@ -113,10 +116,15 @@ class AboveThePrompt:
         self._queue(text, True)
 
     async def drain(self) -> None:
-        if self._queued:
+        """Return once everything queued before the call is on the screen (even
+        while a flood goes on queuing more), or the terminal is gone."""
+        mark = self._queued_total
+        while self._shown_total < mark and not self._broken:
             self._force = True
             self._kick()
-        await self._idle.wait()
+            self._shown.clear()
+            await self._shown.wait()
+        self._force = False
 
     async def aclose(self) -> None:
         await self.drain()
@@ -203,13 +211,14 @@ class AboveThePrompt:
             notice = f"taskd: {count} lines dropped: the terminal could not keep up\n"
             self._queued.append((notice, True))
             self._chars += len(notice)
+            self._queued_total += len(notice)
         item = (text, is_error)
         self._queued.append(item)
         self._chars += _size(item)
+        self._queued_total += _size(item)
         self._kick()
 
     def _kick(self) -> None:
-        self._idle.clear()
         self._wake.set()
 
     def _take(self) -> list[Item]:
@@ -244,6 +253,8 @@ class AboveThePrompt:
                 queued.appendleft(item)
                 self._chars += _size(item)
             return [*taken[:cut_at], *head]
+        if self._force:
+            return taken  # a drain waits: a slice with no newline goes as it is
         for item in reversed(taken):
             queued.appendleft(item)
         self._chars += size
@@ -268,12 +279,12 @@ class AboveThePrompt:
             batch = self._take()
             if batch:
                 await self._show(batch)
+                self._shown_total += sum(_size(item) for item in batch)
                 self._last = self._loop.time()
+            self._shown.set()
             backlog = bool(batch) and self._backlog()
             if backlog or (self._force and self._queued):
                 self._wake.set()
-            if not self._wake.is_set():
-                self._idle.set()
 
     async def _show(self, batch: list[Item]) -> None:
         try:
