@@ -12,6 +12,13 @@ a task prints fast, so writes are gathered: at most one flush per FLUSH_INTERVAL
 which is still well under what a person notices as delay. Text after the last
 newline waits for the rest of its line (a prompt redrawn over half a line would
 hide it), except when the daemon drains everything at the end.
+
+While a command runs there is no prompt, and so no bottom toolbar; yet a `wait` is
+exactly when a person wants to see what runs and whether the loop lags. So the
+shell hands over a status (the toolbar's own fragments) for the time of a command,
+and it is drawn as the last line, cut to the terminal's width so that it never
+wraps: erased before output is written and drawn again after it, refreshed every
+STATUS_INTERVAL, erased when the command ends and the prompt comes back.
 """
 
 from __future__ import annotations
@@ -23,10 +30,12 @@ from collections.abc import Callable
 
 from prompt_toolkit.application import Application, in_terminal
 from prompt_toolkit.data_structures import Size
+from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.output import Output as TerminalOutput
 from prompt_toolkit.output.vt100 import Vt100_Output
 from prompt_toolkit.styles import BaseStyle
+from prompt_toolkit.utils import get_cwidth
 
 from ..fragments import Fragments, Line
 from .colors import paint_fragments, printable
@@ -41,6 +50,13 @@ BATCH_CHARS = 32 * 1024
 # a terminal multiplexer drops what a slow client cannot take, instead of growing
 # without bound and leaving the prompt minutes behind.
 MAX_QUEUED = 1 << 20
+# A command's status line: drawn once the command has run this long (a quick one
+# would only flicker it), then refreshed as often as the prompt's toolbar.
+STATUS_DELAY = 0.25
+STATUS_INTERVAL = 0.5
+ERASE_LINE = "\r\x1b[K"
+
+Status = Callable[[], StyleAndTextTuples]
 
 Item = tuple[str | Fragments, bool]  # (plain text or one styled line, is_error)
 
@@ -73,9 +89,17 @@ class AboveThePrompt:
         self._paint_failed = False
         self._last = 0.0
         self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        # Characters ever queued and ever shown: drain() waits for its mark, not for
+        # an empty queue, which a task that floods the screen never leaves.
+        self._queued_total = 0
+        self._shown_total = 0
+        self._shown = asyncio.Event()  # set after each slice shown
         self._loop = asyncio.get_running_loop()
+        self._status: Status | None = None
+        self._status_shown = False  # the status line is on screen, the cursor at its end
+        self._at_line_start = True  # the last text written ended its line
+        self._status_task: asyncio.Task[None] | None = None
+        self._status_live = False  # the command has run for STATUS_DELAY
         self._flusher = self._loop.create_task(self._flush_forever(), name="taskd:shell-output")
 
     # -- the Output protocol -------------------------------------------------------
@@ -92,15 +116,79 @@ class AboveThePrompt:
         self._queue(text, True)
 
     async def drain(self) -> None:
-        if self._queued:
+        """Return once everything queued before the call is on the screen (even
+        while a flood goes on queuing more), or the terminal is gone."""
+        mark = self._queued_total
+        while self._shown_total < mark and not self._broken:
             self._force = True
             self._kick()
-        await self._idle.wait()
+            self._shown.clear()
+            await self._shown.wait()
+        self._force = False
 
     async def aclose(self) -> None:
         await self.drain()
+        self.status(None)
         self._flusher.cancel()
         await asyncio.wait({self._flusher})
+
+    def status(self, status: Status | None) -> None:
+        """Show STATUS as the last line while no prompt is up; None takes it away."""
+        self._status = status
+        self._status_live = False
+        if self._status_task is not None:
+            self._status_task.cancel()
+            self._status_task = None
+        if status is not None:
+            self._status_task = self._loop.create_task(
+                self._refresh_status(), name="taskd:shell-status"
+            )
+        elif self._status_shown:
+            self._status_shown = False
+            self._write_safely(ERASE_LINE)
+
+    async def _refresh_status(self) -> None:
+        await asyncio.sleep(STATUS_DELAY)
+        self._status_live = True
+        while True:
+            app = self._app()
+            if not (app is not None and app.is_running) and self._at_line_start:
+                self._write_safely(ERASE_LINE + self._status_text())
+            await asyncio.sleep(STATUS_INTERVAL)
+
+    def _status_text(self) -> str:
+        """The status line painted, cut to one column less than the terminal (a
+        line that reaches the last column would wrap on some terminals)."""
+        status = self._status
+        if status is None or self._broken:
+            return ""
+        try:
+            room = self._terminal.get_size().columns - 1
+        except OSError:
+            return ""
+        parts = []
+        for style, text, *_ in status():
+            text = printable(text)
+            while text and get_cwidth(text) > room:
+                text = text[:-1]
+            room -= get_cwidth(text)
+            full = f"class:bottom-toolbar {style}"
+            parts.append(self._codes.sequence(full) + text + self._codes.reset)
+            if room <= 0:
+                break
+        if room > 0 and parts:  # the bar reaches across, as the prompt's does
+            parts.append(self._codes.sequence("class:bottom-toolbar") + " " * room)
+            parts.append(self._codes.reset)
+        self._status_shown = bool(parts)
+        return "".join(parts)
+
+    def _write_safely(self, text: str) -> None:
+        if self._broken or not text:
+            return
+        try:
+            self._write(text)
+        except OSError:
+            self.hung_up()
 
     def hung_up(self) -> None:
         """The terminal is gone: drop what is queued and all that comes."""
@@ -123,13 +211,14 @@ class AboveThePrompt:
             notice = f"taskd: {count} lines dropped: the terminal could not keep up\n"
             self._queued.append((notice, True))
             self._chars += len(notice)
+            self._queued_total += len(notice)
         item = (text, is_error)
         self._queued.append(item)
         self._chars += _size(item)
+        self._queued_total += _size(item)
         self._kick()
 
     def _kick(self) -> None:
-        self._idle.clear()
         self._wake.set()
 
     def _take(self) -> list[Item]:
@@ -164,6 +253,8 @@ class AboveThePrompt:
                 queued.appendleft(item)
                 self._chars += _size(item)
             return [*taken[:cut_at], *head]
+        if self._force:
+            return taken  # a drain waits: a slice with no newline goes as it is
         for item in reversed(taken):
             queued.appendleft(item)
         self._chars += size
@@ -188,12 +279,12 @@ class AboveThePrompt:
             batch = self._take()
             if batch:
                 await self._show(batch)
+                self._shown_total += sum(_size(item) for item in batch)
                 self._last = self._loop.time()
+            self._shown.set()
             backlog = bool(batch) and self._backlog()
             if backlog or (self._force and self._queued):
                 self._wake.set()
-            if not self._wake.is_set():
-                self._idle.set()
 
     async def _show(self, batch: list[Item]) -> None:
         try:
@@ -210,7 +301,13 @@ class AboveThePrompt:
                 async with in_terminal():
                     self._write(text)
             else:
+                if self._status_shown:  # the output takes the status line's place
+                    text = ERASE_LINE + text
+                    self._status_shown = False
+                if self._status_live and text.endswith("\n"):
+                    text += self._status_text()  # the status follows, below it
                 self._write(text)
+            self._at_line_start = text.endswith("\n") or self._status_shown
         except OSError:
             self.hung_up()  # EIO: nobody can read anything any more
 

@@ -18,6 +18,7 @@ from prompt_toolkit.styles import Style
 
 from ..fragments import Fragments
 from ..registry import State
+from .visible import visible
 
 # Stable across runs and machines (unlike hash(), which is salted per process), so
 # a task keeps its colour from one session to the next. No red: red means error.
@@ -103,13 +104,11 @@ def task_style(name: str) -> str:
     return f"class:task-{zlib.crc32(name.encode('utf-8', 'replace')) % len(PALETTE)}"
 
 
-_CONTROL = {c: "?" for c in (*range(0x20), 0x7F) if c not in (0x09, 0x0A)}
-
-
 def printable(text: str) -> str:
-    """Control characters (other than tab and newline) as '?': a task's output must
-    not move the cursor, ring the bell or switch the character set under the prompt."""
-    return text.translate(_CONTROL)
+    """Control characters (other than tab and newline; C1 and bidi controls too) as
+    backslash escapes (visible.py): a task's output must not move the cursor, ring
+    the bell, switch the character set or reorder the line under the prompt."""
+    return visible(text)
 
 
 def paint_fragments(payload: str | Fragments, is_error: bool) -> StyleAndTextTuples:

@@ -8,10 +8,21 @@ daemon or the tasks it started.
 
 Keys: Ctrl-C abandons the line being typed (a second one on an empty line says how
 to leave); Ctrl-D on an empty line is `end`; Ctrl-R searches the history, Up and
-Down walk it; Tab completes. The terminal is given back as it was found: when the
-daemon cancels the run task (SIGTERM, SIGHUP), the cancellation reaches
-prompt_async, which leaves raw mode before the task ends, and the daemon waits for
-the task before its loop stops.
+Down walk it; Tab completes; Ctrl-Z suspends taskd as it would any program (the
+terminal restored first, the prompt redrawn on `fg`).
+
+A paste of several lines (bracketed paste: the terminal marks where it begins and
+ends) runs each line as its own command, in order, each shown at its own prompt and
+stored as its own history entry, exactly as if typed; what follows the last newline
+stays at the prompt to be edited. Ctrl-C during a command drops the lines not yet run.
+
+Text typed while a command runs waits for the next prompt and is shown there once:
+the terminal's own echo is off while a command runs (only ECHO: the line discipline
+still gathers the typing, and Ctrl-C and Ctrl-Z still signal).
+
+The terminal is given back as it was found: when the daemon cancels the run task
+(SIGTERM, SIGHUP), the cancellation reaches prompt_async, which leaves raw mode
+before the task ends, and the daemon waits for the task before its loop stops.
 
 Two prompt_toolkit defaults are turned off on purpose: its loop exception handler
 (set_exception_handler) would stop at "Press ENTER to continue" and eat the next
@@ -26,13 +37,18 @@ import errno
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping
+import termios
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.application import Application
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.input import Input, create_input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.keys import Keys
 from prompt_toolkit.output import Output as TerminalOutput
 
 from ..clock import hold
@@ -85,6 +101,8 @@ class ShellFrontend:
         self._interrupt_pending = False
         self._abandoned_text = ""
         self._empty_interrupts = 0
+        self._pasted: deque[str] = deque()  # lines of a paste not yet run
+        self._paste_tail = ""  # after a paste's last newline: the next prompt's text
 
     # -- the Frontend protocol ------------------------------------------------------
 
@@ -113,7 +131,7 @@ class ShellFrontend:
             completer=TaskdCompleter(daemon.engine),
             complete_while_typing=False,
             enable_history_search=False,  # Ctrl-R searches; Up walks the history
-            bottom_toolbar=lambda: toolbar(daemon.engine, self._lag()),
+            bottom_toolbar=lambda: self._toolbar(daemon),
             refresh_interval=0.5,
             key_bindings=self._key_bindings(),
             style=style,
@@ -133,10 +151,17 @@ class ShellFrontend:
                     return
                 if not line.strip():
                     continue
-                await self._execute(daemon, line)
-                # A command's output comes before the next prompt, even when the
-                # next line was typed ahead.
-                await self._drain()
+                assert self.output is not None
+                # While it runs, the toolbar is the output's last line (above.py).
+                self.output.status(lambda: self._toolbar(daemon))
+                try:
+                    with self._typing_unechoed():
+                        await self._execute(daemon, line)
+                        # A command's output comes before the next prompt, even
+                        # when the next line was typed ahead.
+                        await self._drain()
+                finally:
+                    self.output.status(None)
         finally:
             meter.cancel()
 
@@ -145,6 +170,8 @@ class ShellFrontend:
         command = self._command
         if command is not None and not command.done():
             self._interrupted = True
+            self._pasted.clear()
+            self._paste_tail = ""
             command.cancel()
             return
         app = self._app()
@@ -167,12 +194,20 @@ class ShellFrontend:
         while True:
             self.prompts += 1
             self._interrupt_pending = False
+            # The next line of a paste is accepted as soon as it is drawn.
+            pasted = self._pasted.popleft() if self._pasted else None
+            default = pasted if pasted is not None else self._paste_tail
+            if pasted is None:
+                self._paste_tail = ""
             try:
                 # On the virtual clock, time runs at real speed while a person types
                 # (the prompt's own timers, and the tasks, go on as they would).
                 with hold():
                     return await self.session.prompt_async(
-                        set_exception_handler=False, handle_sigint=False
+                        default=default,
+                        accept_default=pasted is not None,
+                        set_exception_handler=False,
+                        handle_sigint=False,
                     )
             except EOFError:
                 # Ctrl-D, or the terminal hung up and its input ended: then the
@@ -205,11 +240,68 @@ class ShellFrontend:
         def _(event: KeyPressEvent) -> None:
             self._abandon(event.app)
 
+        @bindings.add("c-z")
+        def _(event: KeyPressEvent) -> None:
+            # SIGTSTP to taskd's process group, from outside the prompt's raw
+            # mode; on SIGCONT prompt_toolkit takes the terminal again and redraws.
+            # The daemon's handlers (INT, TERM, HUP) are not touched.
+            event.app.suspend_to_background()
+
+        @bindings.add(Keys.BracketedPaste)
+        def _(event: KeyPressEvent) -> None:
+            self._paste(event)
+
         return bindings
+
+    def _paste(self, event: KeyPressEvent) -> None:
+        """A paste: one line is typed text; several are several commands."""
+        data = event.data.replace("\r\n", "\n").replace("\r", "\n")
+        buffer = event.current_buffer
+        if "\n" not in data:
+            buffer.insert_text(data)
+            return
+        cursor = buffer.cursor_position
+        *lines, tail = (buffer.text[:cursor] + data + buffer.text[cursor:]).split("\n")
+        lines = [line for line in lines if line.strip()]
+        if not lines:
+            buffer.text, buffer.cursor_position = tail, len(tail)
+            return
+        self._pasted.extend(lines[1:])
+        self._paste_tail = tail
+        buffer.text = lines[0]
+        buffer.validate_and_handle()  # as Enter: run it, store it in the history
+
+    @contextmanager
+    def _typing_unechoed(self) -> Iterator[None]:
+        """While a command runs: the terminal does not echo what is typed (it would
+        land raw among the command's output), it keeps it for the next prompt."""
+        fd: int | None = None
+        saved: list[Any] | None = None
+        try:
+            if self._input is None and sys.__stdin__ is not None and sys.__stdin__.isatty():
+                fd = sys.__stdin__.fileno()
+                saved = termios.tcgetattr(fd)
+                quiet = list(saved)
+                quiet[3] = int(quiet[3]) & ~(termios.ECHO | termios.ECHONL)  # lflag
+                termios.tcsetattr(fd, termios.TCSANOW, quiet)
+        except (OSError, termios.error, ValueError):
+            saved = None  # a terminal that hung up, or none: nothing to keep quiet
+        try:
+            yield
+        finally:
+            if fd is not None and saved is not None:
+                try:
+                    termios.tcsetattr(fd, termios.TCSANOW, saved)
+                except (OSError, termios.error):
+                    pass
 
     def _abandon(self, app: Application[str]) -> None:
         self._abandoned_text = app.current_buffer.text
         app.exit(exception=KeyboardInterrupt, style="class:aborting")
+
+    def _toolbar(self, daemon: Daemon) -> StyleAndTextTuples:
+        columns = self._terminal.get_size().columns if self._terminal is not None else None
+        return toolbar(daemon.engine, self._lag(), columns)
 
     def _message(self) -> StyleAndTextTuples:
         return [("class:prompt", self.config.prompt)]

@@ -16,6 +16,9 @@ stalled: from then on what does not fit is dropped and counted (reported once, a
 again at the end), so memory stays bounded, SIGTERM is heard, and one stalled
 stream never holds up the other, the tasks or the end (which waits for a stream
 only while it makes progress).
+
+A stream that is a terminal gets control characters escaped (visible.py): a task's
+output must not drive the terminal. A file or a pipe gets the bytes as they were.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Callable
 from ..clock import hold
 from ..fragments import Line, plain
 from ..stall import EXCUSED, excuse
+from .visible import visible
 
 LIMIT = 4 << 20  # bytes queued per stream at most
 STALLED = 1.0  # seconds without a byte taken before a reader counts as stalled
@@ -46,8 +50,10 @@ class StreamSink:
         on_broken: Callable[[str, OSError | None], None],
         on_stalled: Callable[[str], None],
         limit: int = LIMIT,
+        escape: bool = False,
     ) -> None:
         self.fd = fd
+        self.escape = escape  # a terminal: control characters shown escaped (visible.py)
         self.name = name
         self.limit = limit
         self.dropped = 0  # lines dropped because the reader stalled
@@ -88,6 +94,8 @@ class StreamSink:
             return
         text = "".join(self._pending)
         self._pending.clear()
+        if self.escape:
+            text = visible(text)
         data = text.encode("utf-8", ENCODING_ERRORS)
         with self._lock:
             if self._queued + len(data) > self.limit and not self._make_room(len(data)):
@@ -196,6 +204,13 @@ class StreamSink:
         return None
 
 
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
 def _settle(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
@@ -214,8 +229,13 @@ class StdOutput:
         err_fd: int = 2,
         limit: int = LIMIT,
     ) -> None:
-        self.stdout = StreamSink(out_fd, "stdout", on_broken, on_stalled, limit)
-        self.stderr = StreamSink(err_fd, "stderr", on_broken, on_stalled, limit)
+        # A terminal gets control characters escaped; a file or a pipe, the bytes.
+        self.stdout = StreamSink(
+            out_fd, "stdout", on_broken, on_stalled, limit, escape=_isatty(out_fd)
+        )
+        self.stderr = StreamSink(
+            err_fd, "stderr", on_broken, on_stalled, limit, escape=_isatty(err_fd)
+        )
 
     def write(self, text: str) -> None:
         self.stdout.put(text)
