@@ -360,7 +360,7 @@ class Daemon:
         kill_groups()
         engine.settle(live)
         cancelled = [r.name for r in live if r.state is State.CANCELLED]
-        if cancelled:
+        if cancelled and not self._output_gone():
             self.report(
                 f"end cancelled {len(cancelled)} task{'s' if len(cancelled) > 1 else ''}: "
                 + _bounded(cancelled)
@@ -385,6 +385,11 @@ class Daemon:
         await engine.stop_log()
         for output in self._outputs:
             await output.drain()
+
+    def _output_gone(self) -> bool:
+        """Standard output broke (`taskd s.tdc | head -1`, a full disk): an end nobody
+        asked for, and a pipeline's end is not commented on."""
+        return any(getattr(getattr(o, "stdout", None), "is_broken", False) for o in self._outputs)
 
     # -- ending ------------------------------------------------------------------
 
