@@ -186,6 +186,12 @@ def test_sigint_during_start_up_is_quiet(tmp_path: Path, env: dict[str, str]) ->
                 writer = os.open(config, os.O_WRONLY | os.O_NONBLOCK)
             except OSError:
                 time.sleep(0.01)  # polling for the reader, not waiting for a result
+        # Signal it once it sleeps in that read: a signal landing just before a read
+        # begins is lost to any Python program (the handler runs after the syscall).
+        wchan = Path(f"/proc/{proc.pid}/wchan")
+        while "pipe_read" not in wchan.read_text():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.01)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=DEADLINE)
         os.close(writer)
