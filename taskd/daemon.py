@@ -382,7 +382,11 @@ class Daemon:
         engine.bus.emit(ev.DAEMON, ev.DAEMON_END, {"status": self.exit_status})
         if self.persist is not None:
             await self.persist.close()
+        log = engine.log
         await engine.stop_log()
+        if log is not None and log.abandoned:
+            # Its thread is stuck in a write: the interpreter would join it at exit.
+            self.abandoned_threads.append(THREAD_NAME)
         for output in self._outputs:
             await output.drain()
 
@@ -569,6 +573,9 @@ class Daemon:
         for thread in threading.enumerate():
             if thread is threading.current_thread() or thread.daemon:
                 continue
+            name = thread.name
+            if name.startswith("taskd-") and not name.startswith(WORKER_PREFIX):
+                continue  # taskd's own pools: idle ones leave at exit; a stuck log says so
             # Any other thread the interpreter would join at exit: the executor's, a
             # log writer stuck in a write, a kind's own non-daemon thread.
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -577,7 +584,7 @@ class Daemon:
             self.abandoned_threads.append(thread.name)
             if thread.name.startswith(WORKER_PREFIX) or thread.name.startswith("taskd:"):
                 workers.append(thread.name.removeprefix("taskd:"))
-            elif not thread.name.startswith(THREAD_NAME):  # the log said so itself
+            else:
                 others.append(thread.name)
         saved = self._saved_std[1] if self._saved_std else sys.stderr
         if workers:
