@@ -217,6 +217,20 @@ def _run(config: Config, kinds: dict[str, Kind], frontends: list[Frontend], **da
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Ctrl-C before the loop's own handler is installed (start-up: imports, config)
+    ends taskd quietly with 130, like a signal during the run; nothing has started."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(130)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHT:
         from .climini import light_main

@@ -24,6 +24,7 @@ import threading
 import time
 import traceback
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -32,9 +33,10 @@ from . import events as ev
 from .capture import TaskStream
 from .clock import new_virtual_loop
 from .config import Config
-from .context import CANCEL_GRACE, IN_CONSOLE
+from .context import CANCEL_GRACE, CURRENT, IN_CONSOLE
 from .engine import Engine, one_line
 from .errors import CommandError
+from .eventlog import THREAD_NAME
 from .events import Event, Sink
 from .executor import TaskExecutor
 from .instruments import Instrument
@@ -44,13 +46,20 @@ from .lag import LagMeter
 from .narrate import Narrator
 from .output import MemoryOutput, Output
 from .persist import Persistence
-from .registry import Registry, TaskRecord
+from .registry import Registry, State, TaskRecord
 from .reply import Reply
 from .stall import StallWatch
 from .steps import StepRecorder
 
 WORKER_PREFIX = "taskd-worker"
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+MAX_NAMED = 10  # names in one line about the end (the rest are counted)
+GUARD_EVERY = 0.5  # seconds between checks that sys.stdout is still taskd's capture
+
+
+def _bounded(names: list[str]) -> str:
+    shown = ", ".join(names[:MAX_NAMED])
+    return shown + (f" (+{len(names) - MAX_NAMED} more)" if len(names) > MAX_NAMED else "")
 
 
 class Frontend(Protocol):
@@ -82,6 +91,36 @@ class _FlushOnExit(Instrument):
 
     def task_exited(self, record: TaskRecord) -> None:
         self._stream.flush_record(record)
+
+
+class _StdGuard(Instrument):
+    """A task that replaced sys.stdout or sys.stderr (and did not put them back) would
+    take every later task's output with it: when any task ends, taskd's capture is
+    put back (a timer checks too, for a replacer that keeps running)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+
+    def task_exited(self, record: TaskRecord) -> None:
+        self._daemon.guard_std()
+
+
+class _OwnTask(asyncio.Task):  # type: ignore[type-arg]
+    """A task of taskd's own (serving, reading, writing the log, the lag meter, the
+    socket server's...): a user's kind that cancels every task in all_tasks() must
+    not end the daemon. A cancel asked from inside a taskd task's code (its context
+    names a task record) is refused and reported; taskd's own cancels come from
+    contexts that name none. Refusing beats catching CancelledError afterwards and
+    uncancelling: the cancel never reaches the middle of a read or a write."""
+
+    refused: Callable[[asyncio.Task[Any], TaskRecord], None] | None = None
+
+    def cancel(self, msg: Any = None) -> bool:
+        record = CURRENT.get()
+        if record is not None and self.refused is not None:
+            self.refused(self, record)
+            return False
+        return super().cancel(msg)
 
 
 class _Reaper(Instrument):
@@ -124,6 +163,10 @@ class Daemon:
         self._end_requested: asyncio.Event | None = None
         self._hurry: asyncio.Event | None = None
         self._saved_std: tuple[Any, Any] | None = None
+        self._capture: tuple[TaskStream, TaskStream] | None = None
+        self._std_replaced = False  # said once
+        self._guard_timer: asyncio.TimerHandle | None = None
+        self._refusals: dict[str, list[str]] = {}  # task -> taskd tasks it tried to cancel
         self._gc_was_enabled = False
         self._default: Output = output or MemoryOutput()
         self._console_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
@@ -175,7 +218,8 @@ class Daemon:
         loop.set_exception_handler(self._on_loop_error)
         executor = TaskExecutor(self.config.workers, thread_name_prefix=WORKER_PREFIX)
         loop.set_default_executor(executor)
-        serving = loop.create_task(self.serve(frontend, *more), name="taskd:serve")
+        serving = _OwnTask(self.serve(frontend, *more), loop=loop, name="taskd:serve")
+        serving.refused = self._refused
         serving.add_done_callback(lambda _: loop.stop())
         try:
             loop.run_forever()
@@ -216,6 +260,7 @@ class Daemon:
         self.started = time.monotonic()
         lag = asyncio.get_running_loop().create_task(self.lag.run(), name="taskd:lag")
         self._capture_std()
+        self._guard_timer = loop.call_later(GUARD_EVERY, self._guard_often)
         self._install_signals()
         watch = StallWatch(self.engine, self.config.stall_threshold)
         watch.start()
@@ -225,6 +270,8 @@ class Daemon:
                 await self._main()
         finally:
             lag.cancel()
+            if self._guard_timer is not None:
+                self._guard_timer.cancel()
             watch.stop()
             await self.shutdown()
             self._remove_signals()
@@ -345,6 +392,13 @@ class Daemon:
         # A shell task still running here was abandoned (or hurried): its processes
         # must not outlive taskd all the same.
         kill_groups()
+        engine.settle(live)
+        cancelled = [r.name for r in live if r.state is State.CANCELLED]
+        if cancelled and not self._output_gone():
+            self.report(
+                f"end cancelled {len(cancelled)} task{'s' if len(cancelled) > 1 else ''}: "
+                + _bounded(cancelled)
+            )
         stuck = [r for r in live if not r.finished]
         for task in console:
             if not task.done():
@@ -362,9 +416,18 @@ class Daemon:
         engine.bus.emit(ev.DAEMON, ev.DAEMON_END, {"status": self.exit_status})
         if self.persist is not None:
             await self.persist.close()
+        log = engine.log
         await engine.stop_log()
+        if log is not None and log.abandoned:
+            # Its thread is stuck in a write: the interpreter would join it at exit.
+            self.abandoned_threads.append(THREAD_NAME)
         for output in self._outputs:
             await output.drain()
+
+    def _output_gone(self) -> bool:
+        """Standard output broke (`taskd s.tdc | head -1`, a full disk): an end nobody
+        asked for, and a pipeline's end is not commented on."""
+        return any(getattr(getattr(o, "stdout", None), "is_broken", False) for o in self._outputs)
 
     # -- ending ------------------------------------------------------------------
 
@@ -436,8 +499,50 @@ class Daemon:
         out = TaskStream(loop, self.engine.task_line, primary.write)
         err = TaskStream(loop, self.engine.task_line, primary.error)
         self.engine.instruments.add(_FlushOnExit(out))
+        self.engine.instruments.add(_StdGuard(self))
         self._saved_std = (sys.stdout, sys.stderr)
+        self._capture = (out, err)
         sys.stdout, sys.stderr = out, err
+
+    def guard_std(self) -> None:
+        """Put taskd's capture back if a task replaced sys.stdout or sys.stderr."""
+        if self._capture is None or self._saved_std is None:
+            return
+        out, err = self._capture
+        if sys.stdout is out and sys.stderr is err:
+            return
+        which = " and ".join(
+            n for n, s, c in (("sys.stdout", sys.stdout, out), ("sys.stderr", sys.stderr, err))
+            if s is not c
+        )
+        sys.stdout, sys.stderr = out, err
+        if not self._std_replaced:
+            self._std_replaced = True
+            self.report(
+                f"error: a task replaced {which}; taskd's capture is back, so later "
+                "output is not lost"
+            )
+
+    def _guard_often(self) -> None:
+        self.guard_std()
+        loop = asyncio.get_running_loop()
+        self._guard_timer = loop.call_later(GUARD_EVERY, self._guard_often)
+
+    def _refused(self, task: asyncio.Task[Any], record: TaskRecord) -> None:
+        """Task RECORD tried to cancel taskd's own TASK: refused; said once a task,
+        at the end of this loop turn (one line however many it tried)."""
+        names = self._refusals.get(record.name)
+        if names is None:
+            names = self._refusals[record.name] = []
+            asyncio.get_running_loop().call_soon(self._say_refused, record.name)
+        names.append(task.get_name())
+
+    def _say_refused(self, name: str) -> None:
+        names = self._refusals.get(name, [])
+        self.report(
+            f"error: task {name} tried to cancel {len(names)} of taskd's own task"
+            f"{'s' if len(names) != 1 else ''} ({_bounded(names)}); refused"
+        )
 
     def _restore_std(self) -> None:
         if self._saved_std is not None:
@@ -447,6 +552,13 @@ class Daemon:
     def _task_factory(
         self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
     ) -> asyncio.Task[Any]:
+        given = kwargs.get("context")
+        if (given.get(CURRENT) if given is not None else CURRENT.get()) is None and not (
+            given.get(IN_CONSOLE) if given is not None else IN_CONSOLE.get()
+        ):
+            own = _OwnTask(coro, loop=loop, **kwargs)  # taskd's: see _OwnTask
+            own.refused = self._refused
+            return own
         task = self.engine.task_factory(loop, coro, **kwargs)  # tasks made by tasks: children
         if IN_CONSOLE.get():
             self._console_tasks.add(task)  # started from the console: cancelled at `end`
@@ -492,18 +604,37 @@ class Daemon:
         (the caller then leaves with os._exit, since the interpreter would join it).
         """
         executor.shutdown(wait=False, cancel_futures=True)
+        workers: list[str] = []
+        others: list[str] = []
         for thread in threading.enumerate():
+            if thread is threading.current_thread() or thread.daemon:
+                continue
+            name = thread.name
+            if name.startswith("taskd-") and not name.startswith(WORKER_PREFIX):
+                continue  # taskd's own pools: idle ones leave at exit; a stuck log says so
+            # Any other thread the interpreter would join at exit: the executor's, a
+            # log writer stuck in a write, a kind's own non-daemon thread.
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if not thread.is_alive():
+                continue
+            self.abandoned_threads.append(thread.name)
             if thread.name.startswith(WORKER_PREFIX) or thread.name.startswith("taskd:"):
-                thread.join(max(0.0, deadline - time.monotonic()))
-                if thread.is_alive():
-                    self.abandoned_threads.append(thread.name)
-        if self.abandoned_threads:
-            names = [n.removeprefix("taskd:") for n in self.abandoned_threads]
-            busy = ", ".join(n for n in names if not n.startswith(WORKER_PREFIX))
-            text = f"abandoned {len(names)} executor thread{'s' if len(names) > 1 else ''}"
-            saved = self._saved_std[1] if self._saved_std else sys.stderr
+                workers.append(thread.name.removeprefix("taskd:"))
+            else:
+                others.append(thread.name)
+        saved = self._saved_std[1] if self._saved_std else sys.stderr
+        if workers:
+            busy = ", ".join(n for n in workers if not n.startswith(WORKER_PREFIX))
+            text = f"abandoned {len(workers)} executor thread{'s' if len(workers) > 1 else ''}"
             print(
                 f"taskd: {text} still running" + (f" ({busy})" if busy else ""),
+                file=saved,
+                flush=True,
+            )
+        if others:
+            print(
+                f"taskd: abandoned {len(others)} thread{'s' if len(others) > 1 else ''} "
+                f"still running: {_bounded(others)}",
                 file=saved,
                 flush=True,
             )

@@ -604,4 +604,6 @@ def _written(log: EventLog) -> str:
     text = f"{log.written} event{'' if log.written == 1 else 's'} written"
     if log.failure:
         text += f"; writing failed ({log.failure}), {log.lost} events lost"
+    elif log.stalled:
+        text += f"; {log.stalled} events dropped while the file took nothing"
     return text

@@ -19,6 +19,19 @@ goes on. One thread also means the file's writes happen in the order they were h
 over, whoever hands them over (see back-pressure below). The executor is shut down
 when the log is closed.
 
+How it stays bounded whatever the file does. A log file can block: a FIFO whose
+reader stopped reading, a hung network mount. Nothing of the loop thread may wait on
+it for long, so: opening runs on the log's thread and is waited for at most
+OPEN_PATIENCE seconds; a FIFO is opened without blocking, and with no process reading
+it (after FIFO_PATIENCE seconds of asking) `log FIFO` is one error and nothing
+changes, rather than logging into nobody or waiting for somebody. Writes are made in
+pieces of at most PIECE bytes, each one noted as progress: back-pressure (below) and
+closing wait only while the thread makes progress. After STALLED seconds without any,
+the log counts as stalled: queued events are dropped and counted (reported once, and
+in `log`), the end does not wait for the writer (what it holds is counted as not
+written, and its thread is abandoned, not joined), and once the thread writes again
+the events go on being written.
+
 How it is honest. A write that fails (disk full, I/O error) is reported once, through
 the report callback (one line on stderr), and the log stops: the events after it are
 counted as lost, `log` says so, and the daemon goes on. On Linux a file whose name was
@@ -31,11 +44,14 @@ moved keeps its data reachable, and the log goes on writing to it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import os
 import signal
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO, cast
 
 import aiofiles
 import aiofiles.os
@@ -45,10 +61,15 @@ from .clock import exempt, freeze
 from .errors import CommandError, shown
 from .events import Event
 from .logformat import formatter
+from .stall import EXCUSED, excuse
 
 LINGER = 0.01  # seconds a first queued line waits for company before it is written
 BATCH = 10_000  # lines queued that are written at once, without lingering
 HIGH_WATER = 100_000  # lines queued before the sink makes the loop wait for the disk
+PIECE = 1 << 16  # bytes handed to one os.write: progress is noted between pieces
+STALLED = 0.5  # seconds a write may go without progress before the log counts as stalled
+OPEN_PATIENCE = 5.0  # seconds opening the file may take (a hung mount)
+FIFO_PATIENCE = 0.5  # seconds a FIFO is asked for a reader before `log FIFO` fails
 THREAD_NAME = "taskd-log"
 ENCODING_ERRORS = "backslashreplace"  # an odd string never costs the line
 
@@ -58,10 +79,50 @@ Report = Callable[[str], None]
 _CLOSING: set[asyncio.Task[None]] = set()
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    """Write all of DATA to FD; run in the log's thread."""
-    if os.write(fd, data) < len(data):
-        raise LogFailed("a write was cut short (is the disk full?)")
+class _Progress:
+    """What the log's thread is doing, read by the loop thread (single assignments)."""
+
+    __slots__ = ("busy", "at")
+
+    def __init__(self) -> None:
+        self.busy = False  # a write is under way
+        self.at = time.monotonic()  # when the thread last got a piece through
+
+    def stuck(self) -> bool:
+        return self.busy and time.monotonic() - self.at > STALLED
+
+
+def _write_all(fd: int, data: bytes, progress: _Progress) -> None:
+    """Write all of DATA to FD in pieces, noting progress; run in the log's thread."""
+    progress.at = time.monotonic()
+    progress.busy = True
+    try:
+        view = memoryview(data)
+        while view:
+            done = os.write(fd, view[:PIECE])
+            if done == 0:
+                raise LogFailed("a write was cut short (is the disk full?)")
+            view = view[done:]
+            progress.at = time.monotonic()
+    finally:
+        progress.busy = False
+
+
+def _open_log(path: str, flags: int) -> int:
+    """The opener of a log file, run in the log's thread: a FIFO is opened without
+    blocking (no reader: ENXIO, asked again for FIFO_PATIENCE), then made blocking,
+    which is a flag of this open file only, taskd's own."""
+    deadline = time.monotonic() + FIFO_PATIENCE
+    while True:
+        try:
+            fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+            continue
+        os.set_blocking(fd, True)
+        return fd
 
 
 # Signals the log's thread never takes: the kernel may deliver a process-wide signal
@@ -86,6 +147,23 @@ def _block_signals() -> None:
 
 class LogFailed(Exception):
     """Why the log stopped writing, in words for the user."""
+
+
+
+class _Pieces:
+    """The file object the log's aiofiles writer writes to (AsyncFileIO delegates each
+    write to the log's thread): the batch goes out in 64 KiB pieces, each counted as
+    progress, then a check that the file still has a name, all in one thread hop."""
+
+    def __init__(self, fd: int, progress: _Progress) -> None:
+        self._fd = fd
+        self._progress = progress
+
+    def write(self, data: bytes) -> int:
+        _write_all(self._fd, data, self._progress)
+        if os.fstat(self._fd).st_nlink == 0:
+            raise LogFailed("the file was deleted (or its folder was); what it gets is lost")
+        return len(data)
 
 
 class EventLog:
@@ -127,9 +205,15 @@ class EventLog:
         exempt(self._loop, self._executor)
         self._file: AsyncFileIO | None = None
         self._fd = -1
+        self._pieces: AsyncFileIO | None = None  # writes go through aiofiles, to _Pieces
+        self._sync_pieces: _Pieces | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closed: asyncio.Task[None] | None = None
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._progress = _Progress()
+        self.stalled = 0  # events dropped because the file took nothing for STALLED s
+        self._said_stalled = False
+        self.abandoned = False  # closed without the writer: its thread still hangs
 
     # -- opening -----------------------------------------------------------------
 
@@ -139,12 +223,27 @@ class EventLog:
         With start=False events are queued but not written until start(): a log that
         replaces another waits until the other is closed.
         """
+        opening = asyncio.ensure_future(
+            aiofiles.open(
+                self.path, "ab", buffering=0, opener=_open_log, executor=self._executor
+            )
+        )
         try:
-            with freeze(self._loop):
-                self._file = await aiofiles.open(
-                    self.path, "ab", buffering=0, executor=self._executor
+            with freeze(self._loop):  # on the virtual clock a log's I/O takes no time
+                done, _ = await asyncio.wait({opening}, timeout=OPEN_PATIENCE)
+            if not done:
+                opening.add_done_callback(_close_late)
+                self._executor.shutdown(wait=False)
+                raise CommandError(
+                    f"cannot log to {shown(self.path, 200)}: opening it did not finish "
+                    f"within {OPEN_PATIENCE:g}s"
                 )
+            self._file = opening.result()
             self._fd = self._file.fileno()
+            self._sync_pieces = _Pieces(self._fd, self._progress)
+            # aiofiles takes any file object: the writes go through it to _Pieces.
+            pieces = cast("BinaryIO", self._sync_pieces)
+            self._pieces = AsyncFileIO(pieces, self._loop, self._executor)
         except OSError as exc:
             self._executor.shutdown(wait=False)
             raise CommandError(f"cannot log to {shown(self.path, 200)}: {_reason(exc)}") from None
@@ -184,17 +283,63 @@ class EventLog:
         return batch
 
     def _write_now(self) -> None:
-        """Back-pressure: write the queue from the loop thread's side, and wait."""
+        """Back-pressure: write the queue from the loop thread's side, and wait while
+        the thread makes progress; a stalled file gets nothing: the queue is dropped
+        and counted (the loop must never hang on a log)."""
+        if self._progress.stuck():
+            self._drop_stalled()
+            return
         batch = self._take()
         data = "".join(batch).encode("utf-8", ENCODING_ERRORS)
         self.waits += 1
+        started = time.perf_counter()
+        EXCUSED.waiting = True  # the disk's doing, not the printing task's
         try:
-            self._executor.submit(self._write_checked, data).result()
+            # Synchronous (the loop waits here): the same writer, on the same thread.
+            assert self._sync_pieces is not None
+            future = self._executor.submit(self._sync_pieces.write, data)
+            while not future.done():
+                concurrent.futures.wait([future], timeout=0.05)
+                if not future.done() and self._progress.stuck():
+                    # Handed over: it is written if the file ever takes it again.
+                    future.add_done_callback(self._late_write(len(batch)))
+                    self._say_stalled()
+                    return
+            future.result()
         except (OSError, LogFailed) as exc:
             self._fail(exc)
             return
+        finally:
+            EXCUSED.waiting = False
+            excuse(time.perf_counter() - started)
         self.written += len(batch)
         self._settle()
+
+    def _late_write(self, count: int) -> Callable[[concurrent.futures.Future[int]], None]:
+        def done(future: concurrent.futures.Future[int]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                self._loop.call_soon_threadsafe(self._count_late, count)
+
+        return done
+
+    def _count_late(self, count: int) -> None:
+        self.written += count
+        self._settle()
+
+    def _drop_stalled(self) -> None:
+        dropped = len(self._lines)
+        self._lines = []
+        self._taken += dropped
+        self.stalled += dropped
+        self._say_stalled()
+
+    def _say_stalled(self) -> None:
+        if not self._said_stalled:
+            self._said_stalled = True
+            self._report(
+                f"log {self.path}: the file takes nothing (a reader or disk stalled for "
+                f"{STALLED:g}s); events that do not fit are dropped and counted"
+            )
 
     # -- the writer --------------------------------------------------------------
 
@@ -220,26 +365,15 @@ class EventLog:
     async def _write(self, batch: list[str]) -> None:
         assert self._file is not None
         data = "".join(batch).encode("utf-8", ENCODING_ERRORS)
+        # One hop for the write and the link check; the thread blocks signals, so a
+        # write is never cut short by one: only a full disk (or a size limit) does.
+        assert self._pieces is not None
         with freeze(self._loop):
-            done = await self._file.write(data)
-        if done is None or done < len(data):
-            # The thread blocks signals, so a write is never cut short by one: only a
-            # full disk (or a size limit) does, and the next write would fail anyway.
-            raise LogFailed("a write was cut short (is the disk full?)")
-        with freeze(self._loop):
-            links = (await aiofiles.os.stat(self._fd, executor=self._executor)).st_nlink
-        self._check(links)
+            await self._pieces.write(data)
         self.written += len(batch)
         self._settle()
 
-    def _write_checked(self, data: bytes) -> None:
-        """The back-pressure write, run in the log's thread."""
-        _write_all(self._fd, data)
-        self._check(os.fstat(self._fd).st_nlink)
 
-    def _check(self, links: int) -> None:
-        if links == 0:
-            raise LogFailed("the file was deleted (or its folder was); what it gets is lost")
 
     def _fail(self, exc: BaseException) -> None:
         if self.failure:
@@ -262,7 +396,12 @@ class EventLog:
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append((self.accepted, waiter))
         self._wake.set()
-        await waiter
+        while not waiter.done():  # while the file takes data: a stalled one is not waited on
+            await asyncio.wait({waiter}, timeout=STALLED / 2)
+            if not waiter.done() and self._progress.stuck():
+                self._say_stalled()
+                self._waiters = [(t, w) for t, w in self._waiters if w is not waiter]
+                return
 
     def _settle(self, everyone: bool = False) -> None:
         """Wake the flush() callers whose events are now written."""
@@ -296,8 +435,13 @@ class EventLog:
         self.start()
         self._closing = self._off = True
         self._wake.set()
-        assert self._writer is not None
-        await self._writer
+        writer = self._writer
+        assert writer is not None
+        while not writer.done():
+            await asyncio.wait({writer}, timeout=STALLED / 2)
+            if not writer.done() and self._progress.stuck():
+                self._abandon(writer)
+                return
         try:
             if self._file is not None:
                 with freeze(self._loop):
@@ -306,6 +450,20 @@ class EventLog:
             self._fail(exc)
         finally:
             self._executor.shutdown(wait=False)
+
+    def _abandon(self, writer: asyncio.Task[None]) -> None:
+        """The file took nothing for STALLED seconds at the end: count what is not
+        written, and leave the thread stuck in its write (it is not joined)."""
+        self.abandoned = True
+        writer.cancel()  # the coroutine stops waiting; the thread's write goes on
+        unwritten = self.accepted - self.written
+        self.failure = self.failure or "the file took nothing at the end (stalled)"
+        self._settle(everyone=True)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._report(
+            f"log {self.path}: {unwritten} event{'' if unwritten == 1 else 's'} not written: "
+            f"the file took nothing for {STALLED:g}s at the end; its writer is abandoned"
+        )
 
     @property
     def queued(self) -> int:
@@ -319,8 +477,17 @@ class EventLog:
 
     @property
     def lost(self) -> int:
-        """Events not written since writing failed (0 while it works)."""
-        return self.accepted - self.written if self.failure else 0
+        """Events not written since writing failed (0 while it works), or dropped
+        while the file stalled."""
+        return self.accepted - self.written if self.failure else self.stalled
+
+
+def _close_late(opening: asyncio.Future[AsyncFileIO]) -> None:
+    """An open that finished after its caller gave up: close what it opened."""
+    if not opening.cancelled() and opening.exception() is None:
+        raw = getattr(opening.result(), "_file", None)
+        if raw is not None:
+            raw.close()
 
 
 async def wait_closed() -> None:
@@ -335,6 +502,8 @@ async def wait_closed() -> None:
 def _reason(exc: OSError) -> str:
     if exc.errno == errno.ENOENT:
         return "no such file or folder (its folder must exist)"
+    if exc.errno == errno.ENXIO:
+        return "a FIFO that no process reads (start its reader first)"
     if exc.errno == errno.EISDIR:
         return "it is a directory"
     return exc.strerror or str(exc)

@@ -151,7 +151,9 @@ def test_cancel_errors(run_taskd: RunTaskd) -> None:
         "new timer 0 --name t\nwait\ncancel t\ncancel nobody\ncancel t*\nnew --name x\n"
         "cancel x nobody\nshow --json\n"
     )
-    assert [e.split(": error: ", 1)[1] for e in result.errors] == [
+    *errors, end = result.errors
+    assert end == "taskd: end cancelled 1 task: x"
+    assert [e.split(": error: ", 1)[1] for e in errors] == [
         "task 't' has already ended (done)",
         "no task named 'nobody'",
         "no live task matches 't*'",
@@ -200,7 +202,8 @@ def test_wait_timeout_and_failure(run_taskd: RunTaskd) -> None:
     result = run_taskd(
         "new --name i\nwait i --timeout 0.01\nnew fail 0 bad --name f\nwait f\n"
     )
-    *errors, last = result.errors
+    *errors, end, last = result.errors
+    assert end == "taskd: end cancelled 1 task: i"
     assert [e.split(": error: ", 1)[1] for e in errors] == [
         "timed out after 0.01s; still running: i",
         "1 task failed: f: TaskFailure: bad",
@@ -346,7 +349,7 @@ async def test_just_ended_in_process(engine: Engine) -> None:
 
 def test_name_of_a_task_that_just_ended_is_free(run_taskd: RunTaskd) -> None:
     result = run_taskd("new timer 0 --name t\nsleep 0\nsleep 0\nnew --name t\nshow --json\n")
-    assert result.err == ""
+    assert result.err == "taskd: end cancelled 1 task: t\n"
     assert [(t["name"], t["kind"]) for t in json_lines(result.lines)[-1]] == [("t", "idle")]
 
 
@@ -362,7 +365,9 @@ def test_show_by_name_includes_a_task_that_has_ended(run_taskd: RunTaskd) -> Non
         "new timer 0 --name gone\nnew idle --name here\nwait gone\n"
         "show --json gone\nshow --json 'g*'\nshow --json --all 'g*'\n"
     )
-    assert result.errors == ["<stdin>:5: error: no task matches 'g*'"]
+    assert result.errors == [
+        "<stdin>:5: error: no task matches 'g*'", "taskd: end cancelled 1 task: here"
+    ]
     by_name, by_pattern = (json.loads(line) for line in result.lines if line.startswith("["))
     assert [(r["name"], r["state"]) for r in by_name] == [("gone", "done")]
     assert [(r["name"], r["state"]) for r in by_pattern] == [("gone", "done")]

@@ -67,7 +67,9 @@ def test_bad_line_one_error_nothing_changed(
 
 def test_duplicate_name_changes_nothing(run_taskd: RunTaskd) -> None:
     result = run_taskd("new idle --name d\nnew tick 1 --name d\nshow --json\n")
-    assert result.errors == ["<stdin>:2: error: a task named 'd' is already running"]
+    assert result.errors == [
+        "<stdin>:2: error: a task named 'd' is already running", "taskd: end cancelled 1 task: d"
+    ]
     assert [(t["name"], t["kind"]) for t in json.loads(result.lines[-1])] == [("d", "idle")]
 
 
@@ -78,7 +80,9 @@ def test_cancel_of_finished_task_is_an_error(run_taskd: RunTaskd) -> None:
 
 def test_wait_timeout_is_an_error(run_taskd: RunTaskd) -> None:
     result = run_taskd("new idle --name i\nwait --timeout 0\nshow --json\n")
-    assert result.errors == ["<stdin>:2: error: timed out after 0s; still running: i"]
+    assert result.errors == [
+        "<stdin>:2: error: timed out after 0s; still running: i", "taskd: end cancelled 1 task: i"
+    ]
     assert json.loads(result.lines[-1])[0]["state"] == "running"
 
 

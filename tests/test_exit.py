@@ -47,7 +47,8 @@ def test_end_stops_reading(run_taskd: RunTaskd) -> None:
 def test_end_of_input_means_end(run_taskd: RunTaskd) -> None:
     result = run_taskd("new idle --name a\nnew tick 100 --name b")
     assert result.status == 0, result.err
-    assert result.err == ""  # both cancelled cleanly: nothing abandoned
+    # both cancelled cleanly: nothing abandoned
+    assert result.err == "taskd: end cancelled 2 tasks: a, b\n"
 
 
 def loops() -> list[str]:

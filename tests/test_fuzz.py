@@ -21,7 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 MAX_LINE = 64 * 1024  # the script front-end's documented limit
-COMMANDS = {"new", "show", "cancel", "wait", "sleep", "log", "kinds", "help", "end"}
+from taskd.commands import COMMANDS as TABLE
+
+COMMANDS = set(TABLE)  # every command word: a fuzzed line must not start with one
 ERROR = "<stdin>:{n}: error: "
 
 # Every command with wrong arguments. No task ever exists in these scripts, so any

@@ -54,7 +54,10 @@ def test_a_script_run_then_a_restore_finds_the_tasks_again(
     second = run_taskd(
         "show --json\nshow --all --json done1\ngroup\nshow\n", "--config", str(restore)
     )
-    assert second.errors == [f"taskd: restored 4 live tasks and 1 finished from {state}"]
+    assert second.errors == [
+        f"taskd: restored 4 live tasks and 1 finished from {state}",
+        "taskd: end cancelled 4 tasks: a, t, w, s",
+    ]
     live = last_json(second.lines[:1])
     assert [(t["name"], t["kind"], t["args"]) for t in live] == [
         ("a", "idle", []), ("t", "tick", ["5"]), ("w", "timer", ["60"]),
@@ -80,7 +83,8 @@ def test_without_restore_the_file_is_replaced_by_this_run(
     state, keep, _ = configs(tmp_path)
     run_taskd("new idle --name old\n", "--config", str(keep))
     fresh = run_taskd("show --all\nnew idle --name new\n", "--config", str(keep))
-    assert fresh.lines[0] == "no tasks, live or finished" and fresh.errors == []
+    assert fresh.lines[0] == "no tasks, live or finished"
+    assert fresh.errors == ["taskd: end cancelled 1 task: new"]
     assert [e["name"] for e in json.loads(state.read_text())["live"]] == ["new"]
 
 

@@ -126,7 +126,9 @@ def test_misbehaving_tasks_are_reported_and_the_daemon_goes_on(
         assert f"{name} traceback Traceback (most recent call last):" in text
     assert not any("Task exception was never retrieved" in e for e in result.errors)
     assert not any("destroyed but it is pending" in e for e in result.errors)
-    assert not any("left-behind" in e for e in result.errors)
+    assert not any(
+        "left-behind" in e for e in result.errors if not e.startswith("taskd: end cancelled")
+    )
 
 
 STALL = re.compile(r"^taskd: task (\S+) blocked the event loop for ([\d.]+)s \(stall_threshold")

@@ -83,7 +83,10 @@ def test_strict_ends_cleanly_after_the_error(run_taskd: RunTaskd) -> None:
     result = run_taskd("new --name a\nnew tick -1\nnew --name b\n", "--strict")
     assert result.status == 1
     assert result.lines == ["started a"]
-    assert result.errors == ["<stdin>:2: error: INTERVAL: expected seconds >= 0, got '-1'"]
+    assert result.errors == [
+        "<stdin>:2: error: INTERVAL: expected seconds >= 0, got '-1'",
+        "taskd: end cancelled 1 task: a",
+    ]
 
 
 def test_script_frontend_in_process(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:

@@ -137,7 +137,7 @@ def test_end_cancels_children_and_the_log_says_so(tmp_path: Path, run_taskd: Run
     result = run_taskd("new parent --name p\nwait p\nend\n", "--config", str(config),
                        "--log", str(log), "--log-json")
     assert result.status == 0, result.err
-    assert result.err == ""
+    assert result.err == "taskd: end cancelled 3 tasks: p/1, p/2, helper\n"
     events = [json.loads(line) for line in log.read_text().splitlines()]
     started = {e["task"]: e.get("parent") for e in events if e["event"] == "started"}
     assert started == {"p": None, "p/1": "p", "p/2": "p", "p/3": "p"}
