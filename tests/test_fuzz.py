@@ -20,8 +20,9 @@ import tempfile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-MAX_LINE = 64 * 1024  # the script front-end's documented limit
 from taskd.commands import COMMANDS as TABLE
+
+MAX_LINE = 64 * 1024  # the script front-end's documented limit
 
 COMMANDS = set(TABLE)  # every command word: a fuzzed line must not start with one
 ERROR = "<stdin>:{n}: error: "
