@@ -208,6 +208,8 @@ class Daemon:
         outputs = self._outputs or [self._default]
         for output in outputs:
             output.error(line + "\n")
+        # And to the log: a served daemon's stderr is often /dev/null.
+        self.engine.bus.emit(ev.DAEMON, ev.NOTICE, {"message": line.removeprefix("taskd: ")})
 
     # -- the story ---------------------------------------------------------------
 
@@ -285,11 +287,13 @@ class Daemon:
         does not even test for them)."""
         stamps = self._timestamps
         if getattr(output, "styled", False):
+            # A terminal bounds task events apart from replies (which it never drops).
+            show = getattr(output, "event_line", output.line)
 
             def sink(event: Event) -> None:
                 line = formatting.present(event, stamps)
                 if line is not None:
-                    output.line(line)
+                    show(line)
 
         elif stamps:
 

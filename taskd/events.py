@@ -23,6 +23,7 @@ DAEMON_START = "daemon-start"
 DAEMON_END = "daemon-end"
 DAEMON_ERROR = "error"
 STALL = "stall"
+NOTICE = "notice"  # a message of taskd's own on stderr (also in the log)
 RENAMED = "renamed"  # a child task took the name its creator gave it
 EXPLAIN = "explain"  # a narration line (`explain on`), field `text`
 WAITING = "waiting"  # for --after tasks, or a restart's backoff
@@ -51,17 +52,23 @@ Sink = Callable[[Event], None]
 
 
 class EventBus:
-    """Hands every event to every subscribed sink, in subscription order."""
+    """Hands every event to every subscribed sink, in subscription order.
+
+    The sinks are kept as a tuple, replaced whole on (un)subscribe: a sink that
+    unsubscribes itself (or another) while an event is handed round does not make
+    the others miss it."""
 
     def __init__(self) -> None:
-        self._sinks: list[Sink] = []
+        self._sinks: tuple[Sink, ...] = ()
 
     def subscribe(self, sink: Sink) -> None:
-        self._sinks.append(sink)
+        self._sinks = (*self._sinks, sink)
 
     def unsubscribe(self, sink: Sink) -> None:
         if sink in self._sinks:
-            self._sinks.remove(sink)
+            sinks = list(self._sinks)
+            sinks.remove(sink)
+            self._sinks = tuple(sinks)
 
     def emit(self, task: str, event: str, fields: dict[str, Any] | None = None) -> None:
         if not self._sinks:

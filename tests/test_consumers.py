@@ -4,6 +4,7 @@ a stalled consumer bounded; a task's real stack reachable."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -146,3 +147,24 @@ def test_a_stderr_nobody_reads_loses_the_messages_not_the_work(
     lines = out.decode().splitlines()
     assert lines.count("[a] alive") == 3, lines[-5:]
     assert status == 1
+
+
+def test_one_reply_larger_than_the_bound_arrives_whole(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """A `show --json` of 20,000 tasks is one line of 5 MB, more than a stream's bound
+    (4 MiB): with a reader that takes everything it must arrive whole, and the time
+    spent spawning (the writer idle meanwhile) must not count as a stalled reader."""
+    n = 20_000
+    script = tmp_path / "many.tdc"
+    script.write_text("".join(f"new idle --name w{i}\n" for i in range(n)) + "show --json\n")
+    out = tmp_path / "out.txt"
+    with out.open("wb") as f:
+        done = subprocess.run(
+            [sys.executable, "-m", "taskd", str(script)], stdout=f, stderr=subprocess.PIPE,
+            env=env, timeout=DEADLINE,
+        )
+    assert done.returncode == 0, done.stderr
+    assert b"not being read" not in done.stderr and b"dropped" not in done.stderr
+    lines = out.read_text().splitlines()
+    assert len(lines) == n + 1 and len(json.loads(lines[-1])) == n

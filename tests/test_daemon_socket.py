@@ -323,3 +323,83 @@ def test_sighup_reopens_a_served_daemons_log(daemon: Callable[[], Daemon]) -> No
     assert d.send("wait", "after").returncode == 0
     wait_until(lambda: " after done" in log.read_text(), "the new file got nothing")
     assert " after " not in (d.folder / "events.log.1").read_text()
+
+
+def test_hostile_clients_against_a_real_daemon(daemon: Callable[[], Daemon]) -> None:
+    """Garbage, an over-long line, a bad version, a client killed mid-`wait`, 256
+    clients at once and a client that never reads: each gets its answer or is cut off,
+    and the daemon, its tasks and the other clients go on."""
+    d = daemon()
+    log = d.folder / "events.log"
+    assert d.start("--log", str(log)).returncode == 0
+    assert d.send("new", "tick", "0.05", "--name", "beat").returncode == 0
+
+    def connect() -> socket.socket:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(d.socket)
+        s.settimeout(DEADLINE)
+        assert s.makefile("rb").readline().startswith(b'{"taskd":1')
+        return s
+
+    def until(f: object, test: Callable[[dict[str, object]], bool]) -> list[dict[str, object]]:
+        got = []
+        while True:
+            raw = f.readline()  # type: ignore[attr-defined]
+            assert raw, got
+            got.append(json.loads(raw))
+            if test(got[-1]):
+                return got
+
+    rude = connect()
+    replies = rude.makefile("rb")
+    rude.sendall(b"\x00\xff not json\n" + b'{"id": 1, "line": "x' + b"x" * (1 << 20) + b'"}\n')
+    rude.sendall(b'{"id": 2, "line": "show beat"}\n')
+    got = until(replies, lambda g: g.get("id") == 2 and g.get("done") is True)
+    assert ["err" in g for g in got[:2]] == [True, True]  # one error each...
+    assert any("beat" in str(g.get("out")) for g in got)  # ...and the connection goes on
+    rude.sendall(b'{"taskd": 99, "id": 3, "line": "show"}\n')
+    until(replies, lambda g: "bye" in g)
+    rude.close()
+
+    killed = subprocess.Popen([sys.executable, "-m", "taskd", "send", "--socket", d.socket,
+                               "wait", "beat"], env=d.env)
+    def waiting_for_reply() -> bool:  # sent, and blocked reading the reply
+        with open(f"/proc/{killed.pid}/wchan") as f:
+            where = f.read()
+        return any(w in where for w in ("poll", "select", "read"))
+
+    wait_until(waiting_for_reply, "the client did not start waiting")
+    killed.kill()  # mid-command: its wait is dropped, the task goes on
+    killed.wait()
+
+    many = [connect() for _ in range(256)]
+    for i, s in enumerate(many):
+        s.sendall(json.dumps({"id": i, "line": "status --json"}).encode() + b"\n")
+    for s in many:
+        assert json.loads(s.makefile("rb").readline())["id"] >= 0
+        s.close()
+
+    stalled = connect()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.sendall(b'{"id": 1, "subscribe": true}\n')
+    assert d.send("new", "msg", "y" * 200, "100000", "0", "--name", "flood").returncode == 0
+    assert d.send("wait", "flood").returncode == 0  # the daemon never waited for it
+    wait_until(lambda: "stopped reading" in log.read_text(), "the cut-off was not logged")
+    stalled.close()
+    shown = json.loads(d.send("show", "--json").stdout)
+    assert [t["name"] for t in shown] == ["beat"] and shown[0]["state"] == "running"
+    assert d.alive()
+
+
+def test_a_reply_larger_than_the_client_buffer_is_not_cut_off(
+    daemon: Callable[[], Daemon],
+) -> None:
+    d = daemon()
+    config = Path(d.env["XDG_CONFIG_HOME"]) / "taskd" / "config.toml"
+    config.write_text(config.read_text() + "client_buffer = 65536\n")
+    assert d.start().returncode == 0
+    script = "".join(f"new idle --name w{i}\n" for i in range(2000))
+    assert d.send("-", stdin=script).returncode == 0
+    shown = d.send("show", "--json")  # about 500 kB on one line, 8 times the bound
+    assert shown.returncode == 0, shown.stderr
+    assert len(json.loads(shown.stdout)) == 2000

@@ -110,6 +110,11 @@ class AboveThePrompt:
         self._queue(text, False)
 
     def line(self, line: Line) -> None:
+        """A line of a command's reply: never dropped (the command bounds it)."""
+        self._queue(line + "\n" if isinstance(line, str) else line, False, bounded=False)
+
+    def event_line(self, line: Line) -> None:
+        """A line of task output or a task's end: dropped and counted past MAX_QUEUED."""
         self._queue(line + "\n" if isinstance(line, str) else line, False)
 
     def error(self, text: str) -> None:
@@ -198,10 +203,10 @@ class AboveThePrompt:
 
     # -- the flusher ---------------------------------------------------------------
 
-    def _queue(self, text: str | Fragments, is_error: bool) -> None:
+    def _queue(self, text: str | Fragments, is_error: bool, bounded: bool = True) -> None:
         if not text or self._broken:
             return
-        if self._chars > MAX_QUEUED:
+        if bounded and self._chars > MAX_QUEUED:
             lines = text.count("\n") if isinstance(text, str) else 1
             self.dropped += lines
             self._unreported += lines

@@ -98,9 +98,15 @@ class StreamSink:
             text = visible(text)
         data = text.encode("utf-8", ENCODING_ERRORS)
         with self._lock:
-            if self._queued + len(data) > self.limit and not self._make_room(len(data)):
+            if self._queued == 0:
+                # The writer was idle: a reader is judged from when it has work, not
+                # from its last write (the loop may have been busy for seconds).
+                self._progress = time.monotonic()
+            elif self._queued + len(data) > self.limit and not self._make_room(len(data)):
                 self.dropped += text.count("\n") or 1
                 return
+            # An empty queue takes any size: one reply (a `show --json` of 50,000
+            # tasks is 12 MB on one line) is never dropped for being large.
             self._chunks.append(data)
             self._queued += len(data)
             self._wakeup.notify()
@@ -112,7 +118,7 @@ class StreamSink:
         started = time.perf_counter()
         EXCUSED.waiting = True
         try:
-            while self._queued + size > self.limit and not self.is_broken:
+            while self._queued > 0 and self._queued + size > self.limit and not self.is_broken:
                 if time.monotonic() - self._progress > STALLED:
                     self._stalled = True
                     self._loop.call_soon(self._on_stalled, self.name)

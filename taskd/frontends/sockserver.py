@@ -102,6 +102,8 @@ class Connection(asyncio.Protocol):
         self._outsize = 0
         self._flush_scheduled = False
         self._lingering: asyncio.TimerHandle | None = None
+        self._can_write = asyncio.Event()
+        self._can_write.set()
         self._queue: deque[protocol.Request] = deque()
         self._paused = False
         self._wakeup = asyncio.Event()
@@ -132,6 +134,9 @@ class Connection(asyncio.Protocol):
             self._say_bye(f"refused: too many clients ({self.server.max_clients})")
             return
         self.server.connections.add(self)
+        # The transport says when it holds more than the bound (pause_writing) and
+        # when it has room again: the client's next command waits for that.
+        self._transport.set_write_buffer_limits(high=self.server.max_buffer)
         self.send(self.server.hello)
         self._worker = asyncio.get_running_loop().create_task(
             self._work(), name="taskd-socket-client"
@@ -240,11 +245,27 @@ class Connection(asyncio.Protocol):
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
+            await self._room()
             await self._run(self._queue.popleft())
             since_yield += 1
             if since_yield >= YIELD_EVERY:
                 since_yield = 0
                 await asyncio.sleep(0)
+
+    async def _room(self) -> None:
+        """A client's replies are never cut off (one `show --json` can be larger than
+        the bound), but its next command waits while what it has not taken is over
+        the bound: a client that asks and never reads holds only its own requests.
+        Pushed events are another matter: past the bound, the client is cut off."""
+        self._flush()
+        while not self.closed and not self._can_write.is_set():
+            await self._can_write.wait()  # resume_writing(), or the connection's end
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
 
     async def _run(self, req: protocol.Request) -> None:
         rid = req.rid
@@ -287,14 +308,14 @@ class Connection(asyncio.Protocol):
         self._outsize += len(data)
         transport = self._transport
         assert transport is not None
-        if self._outsize + transport.get_write_buffer_size() > self.server.max_buffer:
+        if linger and self._outsize + transport.get_write_buffer_size() > self.server.max_buffer:
+            self._outbuf.clear()
+            transport.abort()
+            self._closed()  # first: the report is an event, which must not come back here
             self.daemon.report(
                 f"control socket: a client ({self.peer}) stopped reading; over "
                 f"{self.server.max_buffer} bytes were waiting for it: disconnected"
             )
-            self._outbuf.clear()
-            transport.abort()
-            self._closed()
             return
         if self._outsize >= WRITE_AT:
             self._flush()  # a burst: let the kernel's buffer take its share now
@@ -343,6 +364,7 @@ class Connection(asyncio.Protocol):
         if worker is not None and worker is not asyncio.current_task():
             worker.cancel()  # the running command (a `wait`, say) goes; its tasks go on
         self._wakeup.set()
+        self._can_write.set()
 
     def say_bye(self, reason: str) -> None:
         self._say_bye(reason)
