@@ -332,12 +332,10 @@ def _check(raw: bytes) -> str | _Refused | None:
     nothing with them); _Refused for a line script mode refuses, with its words."""
     if raw.endswith(b"\r"):
         raw = raw[:-1]
-    if len(raw) > MAX_LINE:
-        return _Refused(f"line too long ({len(raw)} bytes; the limit is {MAX_LINE})")
     try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return _Refused(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+        line = protocol.text_of(raw, MAX_LINE)
+    except protocol.BadLine as exc:
+        return _Refused(str(exc))
     stripped = line.strip()
     if not stripped or stripped.startswith("#"):
         return None

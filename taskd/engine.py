@@ -272,7 +272,7 @@ class Engine:
             holder = self.registry.live.get(name)
             if holder is not None:
                 self.settle([holder])  # it may have ended this very loop turn
-            name = self.registry.claim(name)
+            self.registry.free(name)  # checked just above: not twice per `new`
         record = TaskRecord(name, kind.name, tuple(words))
         context = contextvars.copy_context()
         context.run(CURRENT.set, record)

@@ -134,18 +134,35 @@ class Request:
         )
 
 
+class BadLine(ValueError):
+    """A command or protocol line that cannot be read, with the one-line reason that
+    script mode, `taskd send` and the socket all give."""
+
+
+def too_long(length: int, limit: int) -> BadLine:
+    return BadLine(f"line too long ({length} bytes; the limit is {limit})")
+
+
+def text_of(raw: bytes, limit: int) -> str:
+    """RAW (no newline) as text; BadLine if it is over LIMIT bytes or not UTF-8."""
+    if len(raw) > limit:
+        raise too_long(len(raw), limit)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadLine(
+            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+        ) from None
+
+
 def decode(raw: bytes) -> dict[str, Any] | ProtocolError:
     """One received line (its newline optional) as a JSON object, or what was wrong."""
     if raw.endswith(b"\n"):
         raw = raw[:-1]
-    if len(raw) > MAX_LINE:
-        return ProtocolError(f"line too long ({len(raw)} bytes; the limit is {MAX_LINE})")
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return ProtocolError(
-            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
-        )
+        text = text_of(raw, MAX_LINE)
+    except BadLine as exc:
+        return ProtocolError(str(exc))
     try:
         obj = json.loads(text)
     except ValueError as exc:  # JSONDecodeError, and huge integers

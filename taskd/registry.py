@@ -165,7 +165,11 @@ class Registry:
     def claim(self, name: str) -> str:
         """The normalised NAME if it is free for a new task, else CommandError: in use,
         or looking like a running task's name (Cyrillic `а` beside Latin `a`)."""
-        name = check_name(name)
+        return self.free(check_name(name))
+
+    def free(self, name: str) -> str:
+        """NAME (already checked: check_name) if it is free for a new task, else
+        CommandError."""
         if name in self.live:
             raise CommandError(_("a task named {name} is already running").format(name=shown(name)))
         latin = lookalike(name)

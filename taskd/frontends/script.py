@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from ..daemon import Daemon
 from ..errors import CommandError
 from ..output import Output
+from ..protocol import BadLine, text_of, too_long
 from ..reply import Reply
 from .sinks import StdOutput
 from .streams import LineTooLong, fill_closed, path_chunks, split_lines, stdin_chunks
@@ -74,16 +75,12 @@ class ScriptFrontend:
         async for raw in split_lines(self._chunks(), MAX_LINE):
             lineno += 1
             try:
-                if isinstance(raw, LineTooLong):
-                    raise CommandError(
-                        f"line too long ({raw.length} bytes; the limit is {MAX_LINE})"
-                    )
                 try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise CommandError(
-                        f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
-                    ) from None
+                    if isinstance(raw, LineTooLong):
+                        raise too_long(raw.length, MAX_LINE)
+                    line = text_of(raw, MAX_LINE)
+                except BadLine as exc:
+                    raise CommandError(str(exc)) from None
                 if lineno == 1 and line.startswith(BOM):
                     line = line[1:]  # a byte-order mark some editors write
                 await daemon.execute(line, reply)
