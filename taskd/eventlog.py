@@ -26,8 +26,9 @@ OPEN_PATIENCE seconds; a FIFO is opened without blocking, and with no process re
 it (after FIFO_PATIENCE seconds of asking) `log FIFO` is one error and nothing
 changes, rather than logging into nobody or waiting for somebody. Writes are made in
 pieces of at most PIECE bytes, each one noted as progress: back-pressure (below) and
-closing wait only while the thread makes progress. After STALLED seconds without any,
-the log counts as stalled: queued events are dropped and counted (reported once, and
+closing wait only while the thread makes progress. After STALLED seconds without any
+(DISK_PATIENCE for a regular file, whose disk may pause under load; closing always
+uses STALLED, for the end's bound), the log counts as stalled: queued events are dropped and counted (reported once, and
 in `log`), the end does not wait for the writer (what it holds is counted as not
 written, and its thread is abandoned, not joined), and once the thread writes again
 the events go on being written.
@@ -48,6 +49,7 @@ import concurrent.futures
 import errno
 import os
 import signal
+import stat
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,7 +69,8 @@ LINGER = 0.01  # seconds a first queued line waits for company before it is writ
 BATCH = 10_000  # lines queued that are written at once, without lingering
 HIGH_WATER = 100_000  # lines queued before the sink makes the loop wait for the disk
 PIECE = 1 << 16  # bytes handed to one os.write: progress is noted between pieces
-STALLED = 0.5  # seconds a write may go without progress before the log counts as stalled
+STALLED = 0.5  # seconds a pipe or FIFO may take nothing before the log counts as stalled
+DISK_PATIENCE = 5.0  # the same for a regular file: a busy disk pauses, a hung mount stops
 OPEN_PATIENCE = 5.0  # seconds opening the file may take (a hung mount)
 FIFO_PATIENCE = 0.5  # seconds a FIFO is asked for a reader before `log FIFO` fails
 THREAD_NAME = "taskd-log"
@@ -82,14 +85,17 @@ _CLOSING: set[asyncio.Task[None]] = set()
 class _Progress:
     """What the log's thread is doing, read by the loop thread (single assignments)."""
 
-    __slots__ = ("busy", "at")
+    __slots__ = ("busy", "at", "patience")
 
     def __init__(self) -> None:
         self.busy = False  # a write is under way
         self.at = time.monotonic()  # when the thread last got a piece through
+        self.patience = STALLED  # DISK_PATIENCE once the file is known to be a regular one
 
-    def stuck(self) -> bool:
-        return self.busy and time.monotonic() - self.at > STALLED
+    def stuck(self, patience: float | None = None) -> bool:
+        """No piece got through for PATIENCE seconds (the file's own, by default)."""
+        limit = self.patience if patience is None else patience
+        return self.busy and time.monotonic() - self.at > limit
 
 
 def _write_all(fd: int, data: bytes, progress: _Progress) -> None:
@@ -240,6 +246,10 @@ class EventLog:
                 )
             self._file = opening.result()
             self._fd = self._file.fileno()
+            if stat.S_ISREG(os.fstat(self._fd).st_mode):
+                # A loaded machine's disk can take nothing for a second (writeback
+                # throttling); a FIFO whose reader stopped gets the short patience.
+                self._progress.patience = DISK_PATIENCE
             self._sync_pieces = _Pieces(self._fd, self._progress)
             # aiofiles takes any file object: the writes go through it to _Pieces.
             pieces = cast("BinaryIO", self._sync_pieces)
@@ -338,7 +348,7 @@ class EventLog:
             self._said_stalled = True
             self._report(
                 f"log {self.path}: the file takes nothing (a reader or disk stalled for "
-                f"{STALLED:g}s); events that do not fit are dropped and counted"
+                f"{self._progress.patience:g}s); events that do not fit are dropped and counted"
             )
 
     # -- the writer --------------------------------------------------------------
@@ -439,7 +449,8 @@ class EventLog:
         assert writer is not None
         while not writer.done():
             await asyncio.wait({writer}, timeout=STALLED / 2)
-            if not writer.done() and self._progress.stuck():
+            # Closing is bounded by the end's promise (cancel_grace + 1 s), disk or not.
+            if not writer.done() and self._progress.stuck(STALLED):
                 self._abandon(writer)
                 return
         try:

@@ -170,6 +170,34 @@ async def test_back_pressure_bounds_the_queue_and_keeps_order(
     assert not said
 
 
+async def test_a_disk_that_pauses_longer_than_a_reader_may_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loaded machine's disk can take nothing for a second (it did, in CI): a
+    regular file is given DISK_PATIENCE, not the STALLED of a FIFO's reader."""
+    monkeypatch.setattr(eventlog, "BATCH", 50)
+    monkeypatch.setattr(eventlog, "HIGH_WATER", 100)
+    real_write = os.write
+    paused = threading.Event()
+
+    def pausing_write(fd: int, data: bytes | memoryview) -> int:
+        if threading.current_thread().name.startswith(eventlog.THREAD_NAME) and not paused.is_set():
+            paused.set()
+            time.sleep(eventlog.STALLED * 3)  # the disk's pause, inside a write
+        return real_write(fd, data)
+
+    log, said = await open_log(tmp_path / "x.log")
+    monkeypatch.setattr(eventlog.os, "write", pausing_write)
+    for n in range(5000):  # never yielding: back-pressure waits through the pause
+        log(event("t", "output", text=str(n)))
+    await log.aclose()
+    monkeypatch.undo()
+    assert paused.is_set()
+    assert not said and log.stalled == 0 and log.written == 5000
+    rows = parse_text(tmp_path / "x.log")
+    assert [int(detail) for _, _, detail in rows] == list(range(5000))
+
+
 async def test_a_full_disk_is_reported_once_and_logging_stops() -> None:
     log, said = await open_log(Path("/dev/full"))
     for n in range(3):
