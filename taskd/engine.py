@@ -228,6 +228,7 @@ class Engine:
         self.hooks: dict[TaskRecord, TaskHooks] = {}  # of live supervised tasks
         self.starting: dict[str, int] = {}  # group tasks spawned, first step to come
         self._ends: dict[str, asyncio.Future[str]] = {}  # what --after tasks wait on
+        self._askers: dict[str, object] = {}  # live task name -> who asked to cancel it
         self.failed_count = 0  # tasks that ended failed since the start
         self.failures: list[TaskRecord] = []  # the first MAX_FAILURES of them
         self.state_changed: Callable[[], None] = _nothing  # a setting the state file keeps
@@ -452,6 +453,7 @@ class Engine:
         if self.hooks and (hooks := self.hooks.pop(record, None)) is not None and hooks.starting:
             hooks.starting = False  # cancelled before its first step
             self.starting[hooks.options.group or ""] -= 1
+        by = self._askers.pop(record.name, None) if self._askers else None
         if task.cancelled():
             record.state = State.CANCELLED
             event = ev.CANCELLED
@@ -483,7 +485,7 @@ class Engine:
         self.registry.finish(record)
         if self._ends and (waiter := self._ends.pop(record.name, None)) is not None:
             waiter.set_result(record.state.value)
-        self.bus.emit(record.name, event, fields)
+        self.bus.emit(record.name, event, fields, by)
 
     async def cancel(self, records: list[TaskRecord]) -> list[Ending]:
         """Cancel RECORDS, wait up to the grace period; say how each ended.
@@ -507,12 +509,15 @@ class Engine:
     def cancel_now(self, records: list[TaskRecord]) -> list[asyncio.Task[object]]:
         """Ask RECORDS' tasks to stop (each becomes `cancelling`); their tasks, to wait on."""
         self.settle(records)
+        asker = ev.ASKER.get()
         tasks = []
         for record in records:
             if record.task is not None and not record.task.done():
                 record.task.cancel()
                 record.state = State.CANCELLING
                 tasks.append(record.task)
+                if asker is not None:
+                    self._askers[record.name] = asker
         return tasks
 
     def abandon(self, records: list[TaskRecord]) -> None:

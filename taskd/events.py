@@ -8,6 +8,7 @@ not block: they queue or buffer, and do their I/O elsewhere.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from . import clocks
@@ -32,11 +33,19 @@ RESTARTED = "restarted"  # a restart is decided (a policy's or the `restart` com
 
 DAEMON = "taskd"  # the task name of the daemon's own events
 
+# Who asked for the command running in this context: a socket client sets itself
+# (aiomonitor's idea), so that a task it cancelled is told to the other clients as
+# somebody else's doing, and to the asker only as its command's reply.
+ASKER: ContextVar[object | None] = ContextVar("taskd_asker", default=None)
+
 
 class Event:
     """One thing that happened: when, to which task, what, and its details."""
 
-    __slots__ = ("ts", "task", "event", "fields")
+    # `by` (the ASKER whose command caused it) is set only on the few events that
+    # have one; read it with getattr(event, "by", None).
+    __slots__ = ("ts", "task", "event", "fields", "by")
+    by: object
 
     def __init__(self, task: str, event: str, fields: dict[str, Any] | None = None) -> None:
         self.ts = clocks.wall()  # time.time(), or virtual (taskd.clocks)
@@ -70,9 +79,13 @@ class EventBus:
             sinks.remove(sink)
             self._sinks = tuple(sinks)
 
-    def emit(self, task: str, event: str, fields: dict[str, Any] | None = None) -> None:
+    def emit(
+        self, task: str, event: str, fields: dict[str, Any] | None = None, by: object = None
+    ) -> None:
         if not self._sinks:
             return
         ev = Event(task, event, fields)
+        if by is not None:
+            ev.by = by
         for sink in self._sinks:
             sink(ev)

@@ -236,6 +236,10 @@ def present(event: Event, stamps: bool = False) -> Fragments | None:
         return [("explain", f"explain: {event.fields['text']}")]
     if event.event == CANCELLED and "reason" in event.fields:
         return [("task", event.task), ("", f" cancelled: {event.fields['reason']}")]
+    if event.event == CANCELLED and "by" in event.fields:  # not this consumer's `cancel`
+        by = f" (by {event.fields['by']})" if event.fields["by"] else ""
+        runtime = duration(event.fields["runtime_s"])
+        return [("task", event.task), ("", f" cancelled after {runtime}{by}")]
     if event.event == RESTARTED and "by" not in event.fields:  # `restart` says it itself
         f = event.fields
         return [

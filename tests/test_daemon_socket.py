@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import IO, Any, cast
 
 import pytest
 from reliability import DEADLINE, wait_until
@@ -403,3 +404,52 @@ def test_a_reply_larger_than_the_client_buffer_is_not_cut_off(
     shown = d.send("show", "--json")  # about 500 kB on one line, 8 times the bound
     assert shown.returncode == 0, shown.stderr
     assert len(json.loads(shown.stdout)) == 2000
+
+
+def test_a_cancel_is_the_askers_reply_and_the_other_clients_event(
+    daemon: Callable[[], Daemon],
+) -> None:
+    """Issue 10: every attached client sees every `cancelled`; the one that asked
+    has it as its reply, and its event says nothing more."""
+    d = daemon()
+    assert d.start().returncode == 0
+    assert d.send("new", "idle", "--name", "i1").returncode == 0
+
+    def subscribed() -> tuple[socket.socket, IO[bytes]]:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(d.socket)
+        s.settimeout(DEADLINE)
+        f = s.makefile("rb")
+        assert f.readline().startswith(b'{"taskd":1')
+        s.sendall(b'{"id": 1, "subscribe": true}\n')
+        while not json.loads(f.readline()).get("done"):
+            pass
+        return s, f
+
+    def cancelled_event(f: IO[bytes]) -> dict[str, Any]:
+        while True:
+            got = json.loads(f.readline())
+            if got.get("event", {}).get("name") == "cancelled":
+                return cast("dict[str, Any]", got["event"])
+
+    (watcher, watched), (asker, asked) = subscribed(), subscribed()
+    asker.sendall(b'{"id": 2, "line": "cancel i1"}\n')
+    seen = cancelled_event(watched)
+    assert seen["task"] == "i1" and seen["fields"]["by"] == "another client"
+    assert seen["text"].startswith("i1 cancelled after ") and seen["text"].endswith(
+        " (by another client)"
+    )
+    own = cancelled_event(asked)
+    assert "by" not in own["fields"] and own["text"] is None
+    replies = []
+    while not (got := json.loads(asked.readline())).get("done"):
+        replies.append(got.get("out"))
+    assert replies == ["cancelled i1"]
+    # A task cancelled by no client's command (here: at the end) is told without `by`.
+    assert d.send("new", "idle", "--name", "i2").returncode == 0
+    d.send("end")
+    seen = cancelled_event(watched)
+    assert seen["task"] == "i2" and seen["fields"]["by"] == ""
+    assert seen["text"].startswith("i2 cancelled after ") and "(by" not in seen["text"]
+    watcher.close()
+    asker.close()

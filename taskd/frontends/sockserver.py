@@ -21,7 +21,7 @@ from typing import Any, Protocol, cast
 
 from .. import __version__, protocol
 from ..errors import CommandError
-from ..events import Event
+from ..events import ASKER, CANCELLED, Event
 from ..fragments import Line, plain
 from ..sockpath import SocketError, peer_allowed, pid_path, prepare_folder, probe, read_pid
 
@@ -276,6 +276,7 @@ class Connection(asyncio.Protocol):
         reply = Reply(self, rid)
         ok = False
         self._running = rid
+        asking = ASKER.set(self)  # this task's context: what the command causes is ours
         try:
             await self.daemon.execute(req.line, reply)
             ok = True
@@ -291,6 +292,7 @@ class Connection(asyncio.Protocol):
             self.daemon.report(f"error: {req.line!r} raised {type(exc).__name__}: {exc}")
             reply.err(f"internal error: {type(exc).__name__}: {exc}")
         finally:
+            ASKER.reset(asking)
             self._running = None
             self._interrupted = None
         if not ok:
@@ -451,8 +453,22 @@ class SocketServer:
 
     def _on_event(self, event: Event) -> None:
         data = protocol.event(event.task, event.event, event.ts, event.fields, _present(event))
+        if event.event == CANCELLED and "reason" not in event.fields:
+            self._on_cancelled(event, data)
+            return
         for conn in list(self._subscribers):
             conn.send(data, linger=True)
+
+    def _on_cancelled(self, event: Event, data: bytes) -> None:
+        """The asker of a `cancel` has its reply; every other client is told of it here
+        (a terminal shows a `cancelled` event only when `by` says it was not its own)."""
+        by = getattr(event, "by", None)
+        fields = {**event.fields, "by": "" if by is None else "another client"}
+        told = Event(event.task, event.event, fields)
+        told.ts = event.ts
+        others = protocol.event(event.task, event.event, event.ts, fields, _present(told))
+        for conn in list(self._subscribers):
+            conn.send(data if conn is by else others, linger=True)
 
     # -- the end -----------------------------------------------------------------------
 
