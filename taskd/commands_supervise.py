@@ -37,7 +37,7 @@ async def _restart(ctx: Context, args: Args) -> None:
         new.restarts = old.restarts + 1
         engine.bus.emit(new.name, ev.RESTARTED, {
             "restart": new.restarts, "reason": "restart", "delay_s": 0, "by": "command",
-        })
+        }, ev.ASKER.get())
         ctx.reply.out([("", "restarted "), ("task", new.name)])
 
 

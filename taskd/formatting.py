@@ -240,12 +240,16 @@ def present(event: Event, stamps: bool = False) -> Fragments | None:
         by = f" (by {event.fields['by']})" if event.fields["by"] else ""
         runtime = duration(event.fields["runtime_s"])
         return [("task", event.task), ("", f" cancelled after {runtime}{by}")]
-    if event.event == RESTARTED and "by" not in event.fields:  # `restart` says it itself
+    if event.event == RESTARTED:
         f = event.fields
-        return [
-            ("task", event.task),
-            ("", f" ended ({f['reason']}); restart {f['restart']} in {f['delay_s']:g}s"),
-        ]
+        if "by" not in f:  # a policy's
+            return [
+                ("task", event.task),
+                ("", f" ended ({f['reason']}); restart {f['restart']} in {f['delay_s']:g}s"),
+            ]
+        if f["by"] != "command":  # another consumer's `restart` (its asker has the reply)
+            by = f" (by {f['by']})" if f["by"] else ""
+            return [("task", event.task), ("", f" restarted{by}")]
     return None
 
 

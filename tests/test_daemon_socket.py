@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, cast
+from unittest.mock import ANY
 
 import pytest
 from reliability import DEADLINE, wait_until
@@ -445,6 +446,14 @@ def test_a_cancel_is_the_askers_reply_and_the_other_clients_event(
     while not (got := json.loads(asked.readline())).get("done"):
         replies.append(got.get("out"))
     assert replies == ["cancelled i1"]
+    # The same for `restart`: the others see that it was restarted, and by whom.
+    assert d.send("new", "idle", "--name", "r1").returncode == 0
+    asker.sendall(b'{"id": 3, "line": "restart r1"}\n')
+    while (got := json.loads(watched.readline()).get("event", {})).get("name") != "restarted":
+        pass
+    assert got["task"] == "r1" and got["text"] == "r1 restarted (by another client)"
+    assert d.send("cancel", "r1").returncode == 0  # `taskd send` is another client too
+    assert cancelled_event(watched)["fields"] == {"runtime_s": ANY, "by": "another client"}
     # A task cancelled by no client's command (here: at the end) is told without `by`.
     assert d.send("new", "idle", "--name", "i2").returncode == 0
     d.send("end")

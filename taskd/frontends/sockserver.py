@@ -21,7 +21,7 @@ from typing import Any, Protocol, cast
 
 from .. import __version__, protocol
 from ..errors import CommandError
-from ..events import ASKER, CANCELLED, Event
+from ..events import ASKER, CANCELLED, RESTARTED, Event
 from ..fragments import Line, plain
 from ..sockpath import SocketError, peer_allowed, pid_path, prepare_folder, probe, read_pid
 
@@ -453,15 +453,19 @@ class SocketServer:
 
     def _on_event(self, event: Event) -> None:
         data = protocol.event(event.task, event.event, event.ts, event.fields, _present(event))
-        if event.event == CANCELLED and "reason" not in event.fields:
-            self._on_cancelled(event, data)
+        name = event.event
+        if (name == CANCELLED and "reason" not in event.fields) or (
+            name == RESTARTED and event.fields.get("by") == "command"
+        ):
+            self._to_the_others(event, data)
             return
         for conn in list(self._subscribers):
             conn.send(data, linger=True)
 
-    def _on_cancelled(self, event: Event, data: bytes) -> None:
-        """The asker of a `cancel` has its reply; every other client is told of it here
-        (a terminal shows a `cancelled` event only when `by` says it was not its own)."""
+    def _to_the_others(self, event: Event, data: bytes) -> None:
+        """The asker of a `cancel` or `restart` has its reply; every other client is
+        told of it here, with `by` (a shell shows such an event only when `by` says
+        another client did it, or no client)."""
         by = getattr(event, "by", None)
         fields = {**event.fields, "by": "" if by is None else "another client"}
         told = Event(event.task, event.event, fields)
