@@ -346,6 +346,8 @@ async def _show(ctx: Context, args: Args) -> None:
         ctx.reply.out(json.dumps(items, ensure_ascii=False))
     elif not records:
         ctx.reply.out(_("no tasks") if not include else _("no tasks, live or finished"))
+    elif getattr(ctx.reply, "plain", False):  # a socket's reply has no `plain`
+        ctx.reply.text(formatting.table_text(records, depths, engine.detail))
     else:
         lines = formatting.table(records, ctx.reply.width, depths, engine.detail)
         ctx.reply.lines(lines)  # type: ignore[arg-type]

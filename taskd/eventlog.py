@@ -28,10 +28,10 @@ changes, rather than logging into nobody or waiting for somebody. Writes are mad
 pieces of at most PIECE bytes, each one noted as progress: back-pressure (below) and
 closing wait only while the thread makes progress. After STALLED seconds without any
 (DISK_PATIENCE for a regular file, whose disk may pause under load; closing always
-uses STALLED, for the end's bound), the log counts as stalled: queued events are dropped and counted (reported once, and
-in `log`), the end does not wait for the writer (what it holds is counted as not
-written, and its thread is abandoned, not joined), and once the thread writes again
-the events go on being written.
+uses STALLED, for the end's bound), the log counts as stalled: queued events are
+dropped and counted (reported once, and in `log`), the end does not wait for the
+writer (what it holds is counted as not written, and its thread is abandoned, not
+joined), and once the thread writes again the events go on being written.
 
 How it is honest. A write that fails (disk full, I/O error) is reported once, through
 the report callback (one line on stderr), and the log stops: the events after it are

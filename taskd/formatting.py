@@ -55,6 +55,59 @@ def detail(record: TaskRecord) -> str:
     return record.last_line
 
 
+class _Columns:
+    """`show`'s cells, column by column, and what lines them up: the text between
+    two styled cells depends on little, so it is one string per distinct (name
+    width, kind) and per distinct state, made once, not measured cell by cell."""
+
+    def __init__(
+        self,
+        records: list[TaskRecord],
+        depths: list[int] | None,
+        details: Callable[[TaskRecord], str],
+    ) -> None:
+        now = clocks.monotonic()
+        names = [r.name for r in records]
+        if depths is not None:
+            names = ["  " * d + n for d, n in zip(depths, names, strict=True)]
+        kinds = [r.kind for r in records]
+        self.names = names
+        self.states = states = [_STATE_TEXT[r.state] for r in records]
+        ages = _ages(records, now)
+        self.texts = list(map(details, records))
+        name_sizes = _widths(names)
+        kind_sizes = _widths(kinds)
+        w = [
+            max(len(COLUMNS[0]), max(name_sizes, default=0)),
+            max(len(COLUMNS[1]), max(kind_sizes, default=0)),
+            max([len(COLUMNS[2]), *map(len, set(states))]),
+            max([len(COLUMNS[3]), *map(len, set(ages))]),
+        ]
+        header = "  ".join(head.ljust(n) for head, n in zip(COLUMNS, w, strict=False))
+        self.header = (header + "  " + COLUMNS[4]).rstrip()
+        between: dict[tuple[int, str], str] = {}
+        for size, kind, kind_size in set(zip(name_sizes, kinds, kind_sizes, strict=True)):
+            between[size, kind] = (
+                " " * (w[0] - size) + "  " + kind + " " * (w[1] - kind_size) + "  "
+            )
+        # After the name: its padding, the kind and its padding.
+        self.middles = [between[key] for key in zip(name_sizes, kinds, strict=True)]
+        pads = {state: " " * (w[2] - len(state)) + "  " for state in set(states)}
+        self.styles = {state: "state-" + state for state in pads}
+        # After the state: its padding, the age, the detail (no trailing blanks).
+        self.rests = [
+            rest if text and not text[-1].isspace() else rest.rstrip()
+            for rest, text in zip(
+                [
+                    pads[state] + age.ljust(w[3]) + "  " + text
+                    for state, age, text in zip(states, ages, self.texts, strict=True)
+                ],
+                self.texts,
+                strict=True,
+            )
+        ]
+
+
 def table(
     records: list[TaskRecord],
     width: int | None = None,
@@ -64,35 +117,59 @@ def table(
     """`show`'s table, aligned by display width (`別のタスク` takes 10 columns); with
     WIDTH, each row is cut to fit it; DEPTHS indent each name (`show --tree`);
     DETAILS makes the last column (the engine's knows places in queues)."""
-    # One pass per column and plain string padding: `show` must stay quick at
-    # 10,000 rows while they all tick (tests/bench, scenario responsive).
-    now = clocks.monotonic()
-    names = [r.name for r in records]
-    if depths is not None:
-        names = ["  " * d + n for d, n in zip(depths, names, strict=True)]
-    kinds = [r.kind for r in records]
-    states = [str(r.state.value) for r in records]
-    ages = [duration(r.runtime(now)) if r.started_at else "-" for r in records]
-    cols = (names, kinds, states, ages)
-    sizes = [list(map(cwidth, col)) for col in cols]
-    w = [
-        max(len(head), max(size, default=0))
-        for head, size in zip(COLUMNS, sizes, strict=False)
+    c = _Columns(records, depths, details)
+    styles = c.styles
+    lines: list[Fragments] = [[("header", _cut(c.header, width))]]
+    rows = [
+        [("task", name), ("", middle), (styles[state], state), ("", rest)]
+        for name, middle, state, rest in zip(c.names, c.middles, c.states, c.rests, strict=True)
     ]
-    header = "  ".join(head.ljust(n) for head, n in zip(COLUMNS, w, strict=False))
-    header = (header + "  " + COLUMNS[4]).rstrip()
-    lines: list[Fragments] = [[("header", _cut(header, width))]]
-    for i, (name, kind, state, age, text) in enumerate(
-        zip(names, kinds, states, ages, map(details, records), strict=True)
-    ):
-        row = [
-            ("task", name),
-            ("", " " * (w[0] - sizes[0][i]) + "  " + kind + " " * (w[1] - sizes[1][i]) + "  "),
-            ("state-" + state, state),
-            ("", (" " * (w[2] - len(state)) + "  " + age.ljust(w[3]) + "  " + text).rstrip()),
-        ]
-        lines.append(row if width is None else _cut_fragments(row, width))
+    if width is not None:
+        rows = [_cut_fragments(row, width) for row in rows]
+    lines += rows
     return lines
+
+
+def table_text(
+    records: list[TaskRecord],
+    depths: list[int] | None = None,
+    details: Callable[[TaskRecord], str] = detail,
+) -> list[str]:
+    """table()'s lines as plain text, for an asker with no width limit and no
+    colours (a pipe, a file): the same text, without building 40,000 fragments for
+    10,000 rows only to join them again (tests/bench, scenario responsive)."""
+    c = _Columns(records, depths, details)
+    return [
+        c.header,
+        *map("".join, zip(c.names, c.middles, c.states, c.rests, strict=True)),
+    ]
+
+
+_STATE_TEXT = {state: str(state.value) for state in State}
+
+
+def _ages(records: list[TaskRecord], now: float) -> list[str]:
+    """The AGE cells: duration(record.runtime(now)), or "-" when the start is not
+    known; without a call per row for the usual age under 10 s."""
+    now = now or clocks.monotonic()  # as runtime() does
+    runtimes = [
+        ((now if r.ended is None else r.ended) - r.started) if r.started_at else None
+        for r in records
+    ]
+    return [
+        "-" if s is None
+        else f"{s:.2f}s" if 0.0 < s < 10
+        else duration(s) if s >= 10
+        else "0.00s"  # runtime() is never below 0
+        for s in runtimes
+    ]
+
+
+def _widths(column: list[str]) -> list[int]:
+    """The display width of each cell; a column all ASCII is measured by len()."""
+    if "".join(column).isascii():
+        return list(map(len, column))
+    return list(map(cwidth, column))
 
 
 def tree(records: list[TaskRecord]) -> tuple[list[TaskRecord], list[int]]:
@@ -251,3 +328,18 @@ def present_plain(event: Event, stamps: bool = False) -> str | None:
         return f"[{event.task}] {event.fields['text']}"
     line = present(event, stamps)
     return None if line is None else "".join([text for _, text in line])
+
+
+def plain_sink(write: Callable[[str], None]) -> Callable[[Event], None]:
+    """An event sink that gives WRITE each shown event as a plain line (no stamps).
+    Task output, up to 100,000 lines a second, is presented without another call."""
+
+    def sink(event: Event) -> None:
+        if event.event == OUTPUT:
+            write(f"[{event.task}] {event.fields['text']}\n")
+            return
+        text = present_plain(event)
+        if text is not None:
+            write(text + "\n")
+
+    return sink
