@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -66,3 +68,24 @@ def test_a_plain_reply_takes_the_table_as_one_piece() -> None:
     reply.text([])
     assert out.out == ["a\nb\n"]
     assert not Reply(out, lambda: 80).plain  # a width: cut row by row, as fragments
+
+
+@given(st.floats(min_value=-1e10, max_value=4e9, allow_nan=False) | st.sampled_from(
+    [0.0, 1.9999995, 1.9999994999, 1.0000005, 1.0005, 1764148452.9999996, -0.9999996]
+))
+def test_iso_is_datetimes_text(ts: float) -> None:
+    assert formatting.iso(ts) == datetime.fromtimestamp(ts, UTC).isoformat(
+        timespec="milliseconds"
+    )
+
+
+def test_show_json_items_keep_their_keys_in_order() -> None:
+    record = TaskRecord("w1", "idle", ("1",))
+    item = formatting.record_dict(record, clocks.monotonic())
+    assert list(item) == [
+        "name", "kind", "args", "state", "started_at", "runtime_s", "last_output",
+        "parent", "group", "after", "restart", "restarts", "timeout_s", "restored",
+    ]
+    assert item["state"] == "running" and item["args"] == ["1"] and item["after"] == []
+    record.state, record.error = State.FAILED, "boom"
+    assert list(formatting.record_dict(record, clocks.monotonic()))[7:9] == ["ended", "error"]
