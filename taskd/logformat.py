@@ -68,19 +68,27 @@ class TextFormat(_Clock):
     as key=value; a traceback follows as lines `TIMESTAMP TASK traceback LINE`.
     """
 
-    __slots__ = ()
+    __slots__ = ("_ms", "_stamp")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ms = -1
+        self._stamp = ""  # the whole timestamp of millisecond _ms, and a space
 
     def __call__(self, event: Event) -> str:
         ms = int(event.ts * 1000)  # the stamp, inlined: this runs once per line printed
-        if ms // 1000 != self._second:
-            self._second = ms // 1000
-            self._head = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self._second))
+        if ms != self._ms:  # a busy log has hundreds of events in one millisecond
+            self._ms = ms
+            if ms // 1000 != self._second:
+                self._second = ms // 1000
+                self._head = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self._second))
+            self._stamp = self._head + _MILLIS[ms % 1000] + " "
         if event.event == OUTPUT:
             text = event.fields["text"]
-            if "\n" in text or "\r" in text:
+            if not text.isprintable() and ("\n" in text or "\r" in text):
                 text = _one_line(text)
-            return f"{self._head}{_MILLIS[ms % 1000]} {event.task} output {text}\n"
-        return self._other(event, f"{self._head}{_MILLIS[ms % 1000]} {event.task}")
+            return f"{self._stamp}{event.task} output {text}\n"
+        return self._other(event, self._stamp + event.task)
 
     @staticmethod
     def _other(event: Event, head: str) -> str:

@@ -209,6 +209,30 @@ async def test_a_full_disk_is_reported_once_and_logging_stops() -> None:
     assert log.failure and log.written == 0 and log.lost == 4
 
 
+async def test_a_full_disk_under_back_pressure_is_reported_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batches handed to the log's thread without waiting (back-pressure overlaps
+    the writing of one batch with the formatting of the next) still fail loudly."""
+    monkeypatch.setattr(eventlog, "BATCH", 50)
+    monkeypatch.setattr(eventlog, "HIGH_WATER", 100)
+    log, said = await open_log(Path("/dev/full"))
+    for n in range(500):  # never yielding: every batch goes through back-pressure
+        log(event("t", "output", text=str(n)))
+    await log.aclose()
+    assert len(said) == 1 and "No space left" in said[0]
+    assert log.failure and log.written == 0 and log.lost == 500
+
+
+def test_a_text_line_with_odd_characters_stays_one_line() -> None:
+    fmt = TextFormat()
+    line = fmt(event("t", "output", text="a\rb\nc\td\x07"))
+    assert line.endswith(" t output a\\rb\\nc\td\x07\n") and line.count("\n") == 1
+    stamp = line.split(" ")[0]
+    again = fmt(Event("u", "output", {"text": "x"}))  # the same millisecond, or the next
+    assert TEXT_LINE.match(again.rstrip("\n")) and again.split(" ")[0] >= stamp
+
+
 async def test_a_deleted_folder_is_detected(tmp_path: Path) -> None:
     folder = tmp_path / "gone"
     folder.mkdir()
