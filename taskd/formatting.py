@@ -82,9 +82,9 @@ def detail(record: TaskRecord) -> str:
 
 
 class _Columns:
-    """`show`'s cells, column by column, and what lines them up: the text between
-    two styled cells depends on little, so it is one string per distinct (name
-    width, kind) and per distinct state, made once, not measured cell by cell."""
+    """`show`'s cells, column by column (a list each: no object a row for the cycle
+    collector to count), and what lines them up: the padding is one string per
+    distinct width, kind and state, made once, not measured cell by cell."""
 
     def __init__(
         self,
@@ -92,18 +92,18 @@ class _Columns:
         depths: list[int] | None,
         details: Callable[[TaskRecord], str],
     ) -> None:
-        now = clocks.monotonic()
         names = [r.name for r in records]
         if depths is not None:
             names = ["  " * d + n for d, n in zip(depths, names, strict=True)]
-        kinds = [r.kind for r in records]
         self.names = names
+        self.kinds = kinds = [r.kind for r in records]
         self.states = states = [_STATE_TEXT[r.state] for r in records]
-        ages = _ages(records, now)
-        self.texts = list(map(details, records))
-        name_sizes = _widths(names)
+        self.ages = ages = _ages(records, clocks.monotonic())
+        texts = list(map(details, records))
+        self.texts: list[str] = texts
+        self.name_sizes = name_sizes = _widths(names)
         kind_sizes = _widths(kinds)
-        w = [
+        w = self.w = [
             max(len(COLUMNS[0]), max(name_sizes, default=0)),
             max(len(COLUMNS[1]), max(kind_sizes, default=0)),
             max([len(COLUMNS[2]), *map(len, set(states))]),
@@ -111,26 +111,23 @@ class _Columns:
         ]
         header = "  ".join(head.ljust(n) for head, n in zip(COLUMNS, w, strict=False))
         self.header = (header + "  " + COLUMNS[4]).rstrip()
-        between: dict[tuple[int, str], str] = {}
-        for size, kind, kind_size in set(zip(name_sizes, kinds, kind_sizes, strict=True)):
-            between[size, kind] = (
-                " " * (w[0] - size) + "  " + kind + " " * (w[1] - kind_size) + "  "
-            )
-        # After the name: its padding, the kind and its padding.
-        self.middles = [between[key] for key in zip(name_sizes, kinds, strict=True)]
-        pads = {state: " " * (w[2] - len(state)) + "  " for state in set(states)}
-        self.styles = {state: "state-" + state for state in pads}
-        # After the state: its padding, the age, the detail (no trailing blanks).
-        self.rests = [
-            rest if text and not text[-1].isspace() else rest.rstrip()
-            for rest, text in zip(
-                [
-                    pads[state] + age.ljust(w[3]) + "  " + text
-                    for state, age, text in zip(states, ages, self.texts, strict=True)
-                ],
-                self.texts,
-                strict=True,
-            )
+        # After a name of each width: its padding. A kind with its padding. A state's.
+        self.name_pads = {size: " " * (w[0] - size) + "  " for size in set(name_sizes)}
+        self.kind_cells = {
+            kind: kind + " " * (w[1] - size) + "  "
+            for kind, size in set(zip(kinds, kind_sizes, strict=True))
+        }
+        self.state_pads = {state: " " * (w[2] - len(state)) + "  " for state in set(states)}
+
+    def rests(self) -> list[str]:
+        """What follows each state: its padding, the age, the detail; no trailing
+        blanks (a row with no detail ends with its age)."""
+        w3, pads = self.w[3], self.state_pads
+        return [
+            f"{pads[state]}{age.ljust(w3)}  {text}"
+            if text and not text[-1].isspace()
+            else f"{pads[state]}{age.ljust(w3)}  {text}".rstrip()
+            for state, age, text in zip(self.states, self.ages, self.texts, strict=True)
         ]
 
 
@@ -144,11 +141,19 @@ def table(
     WIDTH, each row is cut to fit it; DEPTHS indent each name (`show --tree`);
     DETAILS makes the last column (the engine's knows places in queues)."""
     c = _Columns(records, depths, details)
-    styles = c.styles
+    styles = {state: "state-" + state for state in c.state_pads}
+    name_pads, kind_cells = c.name_pads, c.kind_cells
     lines: list[Fragments] = [[("header", _cut(c.header, width))]]
     rows = [
-        [("task", name), ("", middle), (styles[state], state), ("", rest)]
-        for name, middle, state, rest in zip(c.names, c.middles, c.states, c.rests, strict=True)
+        [
+            ("task", name),
+            ("", name_pads[size] + kind_cells[kind]),
+            (styles[state], state),
+            ("", rest),
+        ]
+        for name, size, kind, state, rest in zip(
+            c.names, c.name_sizes, c.kinds, c.states, c.rests(), strict=True
+        )
     ]
     if width is not None:
         rows = [_cut_fragments(row, width) for row in rows]
@@ -162,12 +167,23 @@ def table_text(
     details: Callable[[TaskRecord], str] = detail,
 ) -> list[str]:
     """table()'s lines as plain text, for an asker with no width limit and no
-    colours (a pipe, a file): the same text, without building 40,000 fragments for
-    10,000 rows only to join them again (tests/bench, scenario responsive)."""
+    colours (a pipe, a file): the same text, one f-string a row, without building
+    40,000 fragments for 10,000 rows only to join them again (tests/bench, scenario
+    responsive)."""
     c = _Columns(records, depths, details)
+    name_pads, kind_cells, state_pads, w3 = c.name_pads, c.kind_cells, c.state_pads, c.w[3]
     return [
         c.header,
-        *map("".join, zip(c.names, c.middles, c.states, c.rests, strict=True)),
+        *[
+            f"{name}{name_pads[size]}{kind_cells[kind]}{state}{state_pads[state]}"
+            f"{age.ljust(w3)}  {text}"
+            if text and not text[-1].isspace()
+            else f"{name}{name_pads[size]}{kind_cells[kind]}{state}{state_pads[state]}"
+            f"{age.ljust(w3)}  {text}".rstrip()
+            for name, size, kind, state, age, text in zip(
+                c.names, c.name_sizes, c.kinds, c.states, c.ages, c.texts, strict=True
+            )
+        ],
     ]
 
 

@@ -39,6 +39,7 @@ LIMIT = 4 << 20  # bytes queued per stream at most
 STALLED = 1.0  # seconds without a byte taken before a reader counts as stalled
 ENCODING_ERRORS = "backslashreplace"  # printing never fails on odd text
 AT_ONCE = 1 << 16  # characters of one text handed to the writer without waiting
+MERGE = 1 << 18  # bytes of queued chunks the writer joins into one write
 
 
 class StreamSink:
@@ -177,7 +178,15 @@ class StreamSink:
                     self._wakeup.wait()
                 if not self._chunks:
                     return
-                data = self._chunks.popleft()
+                # What is queued, in one write of up to MERGE bytes: each write costs
+                # this thread the GIL twice, which a busy loop gives up only every
+                # 5 ms; and a write is progress only once it is all taken.
+                chunks = [self._chunks.popleft()]
+                size = len(chunks[0])
+                while self._chunks and size + len(self._chunks[0]) <= MERGE:
+                    size += len(self._chunks[0])
+                    chunks.append(self._chunks.popleft())
+            data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             error = self._write(data)
             with self._lock:
                 self._queued -= len(data)
