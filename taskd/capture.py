@@ -36,6 +36,7 @@ MAX_LINE = 1 << 16  # characters of one line of task output (bytes, for a shell 
 
 TaskLine = Callable[["TaskRecord", str], None]
 OtherText = Callable[[str], None]
+_get_ident = threading.get_ident
 
 
 class _ThreadLine:
@@ -73,33 +74,37 @@ class TaskStream(io.TextIOBase):
         return False
 
     def write(self, s: str) -> int:
-        if threading.get_ident() != self._thread:
-            self._write_from_thread(s, CURRENT.get())
+        record = CURRENT.get()
+        if _get_ident() != self._thread:
+            self._write_from_thread(s, record)
+        elif record is None:
+            self._other(s)
+        elif s == "\n":
+            # print()'s own newline, the usual end of a line: handled here, without
+            # a call, since a task printing in a loop comes through this path twice
+            # a line (tests/bench, scenario responsive).
+            pending = record.pending
+            line = "".join(pending)
+            pending.clear()
+            record.pending_size = 0
+            if len(line) <= MAX_LINE:
+                self._task_line(record, line)
+            else:
+                self._line(record, line)
+        elif "\n" not in s:  # the text of a print(), before its newline
+            record.pending.append(s)
+            record.pending_size += len(s)
+            if record.pending_size > MAX_LINE:
+                self._cut_pending(record)
         else:
-            self._route(s, CURRENT.get())
+            self._route(s, record)
         return len(s)
 
     # -- on the loop thread --------------------------------------------------------
 
-    def _route(self, s: str, record: TaskRecord | None) -> None:
-        if record is None:
-            self._other(s)
-            return
-        # print() writes the text, then "\n": keep this path short, a task printing
-        # in a loop goes through it twice a line (tests/bench, scenario responsive).
+    def _route(self, s: str, record: TaskRecord) -> None:
+        """Text with a newline in it (and more): whole lines out, the rest kept."""
         pending = record.pending
-        if "\n" not in s:
-            pending.append(s)
-            record.pending_size += len(s)
-            if record.pending_size > MAX_LINE:
-                self._cut_pending(record)
-            return
-        if s == "\n":  # print()'s own newline: the usual end of a line
-            line = "".join(pending)
-            pending.clear()
-            record.pending_size = 0
-            self._line(record, line)
-            return
         first, *lines = s.split("\n")
         if pending:
             pending.append(first)

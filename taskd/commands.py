@@ -341,11 +341,11 @@ async def _show(ctx: Context, args: Args) -> None:
     if "--tree" in args.flags:
         records, depths = formatting.tree(records)
     if "--json" in args.flags:
-        now = clocks.monotonic()
-        items = [formatting.record_dict(r, now) for r in records]
-        ctx.reply.out(json.dumps(items, ensure_ascii=False))
+        ctx.reply.out(formatting.records_json(records, clocks.monotonic()))
     elif not records:
         ctx.reply.out(_("no tasks") if not include else _("no tasks, live or finished"))
+    elif getattr(ctx.reply, "plain", False):  # a socket's reply has no `plain`
+        ctx.reply.text(formatting.table_text(records, depths, engine.detail))
     else:
         lines = formatting.table(records, ctx.reply.width, depths, engine.detail)
         ctx.reply.lines(lines)  # type: ignore[arg-type]

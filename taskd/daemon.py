@@ -286,28 +286,27 @@ class Daemon:
         with timestamps when they are on (a sink of its own, so that the usual path
         does not even test for them)."""
         stamps = self._timestamps
+        sink: Sink
         if getattr(output, "styled", False):
             # A terminal bounds task events apart from replies (which it never drops).
             show = getattr(output, "event_line", output.line)
 
-            def sink(event: Event) -> None:
+            def styled(event: Event) -> None:
                 line = formatting.present(event, stamps)
                 if line is not None:
                     show(line)
 
+            sink = styled
         elif stamps:
 
-            def sink(event: Event) -> None:
+            def stamped(event: Event) -> None:
                 text = formatting.present_plain(event, True)
                 if text is not None:
                     output.write(text + "\n")
 
+            sink = stamped
         else:
-
-            def sink(event: Event) -> None:
-                text = formatting.present_plain(event)
-                if text is not None:
-                    output.write(text + "\n")
+            sink = formatting.plain_sink(output.write)
 
         self._presenters.append(sink)
         self.engine.bus.subscribe(sink)

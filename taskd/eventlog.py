@@ -216,6 +216,7 @@ class EventLog:
         self._writer: asyncio.Task[None] | None = None
         self._closed: asyncio.Task[None] | None = None
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._in_flight: concurrent.futures.Future[int] | None = None  # see _write_now
         self._progress = _Progress()
         self.stalled = 0  # events dropped because the file took nothing for STALLED s
         self._said_stalled = False
@@ -293,42 +294,55 @@ class EventLog:
         return batch
 
     def _write_now(self) -> None:
-        """Back-pressure: write the queue from the loop thread's side, and wait while
-        the thread makes progress; a stalled file gets nothing: the queue is dropped
-        and counted (the loop must never hang on a log)."""
+        """Back-pressure: hand the queue to the log's thread, and wait only while the
+        batch handed over before is still being written (and the thread makes
+        progress): formatting the next batch overlaps the writing of the last, and
+        memory stays below HIGH_WATER lines plus one batch in flight. A stalled file
+        gets nothing: the queue is dropped and counted (the loop must never hang on
+        a log)."""
         if self._progress.stuck():
             self._drop_stalled()
             return
+        before = self._in_flight
+        if before is not None and not before.done():
+            self.waits += 1
+            started = time.perf_counter()
+            EXCUSED.waiting = True  # the disk's doing, not the printing task's
+            try:
+                while not before.done():
+                    concurrent.futures.wait([before], timeout=0.05)
+                    if not before.done() and self._progress.stuck():
+                        # That batch is handed over: written if the file ever takes
+                        # it again. This one is not.
+                        self._drop_stalled()
+                        return
+            finally:
+                EXCUSED.waiting = False
+                excuse(time.perf_counter() - started)
         batch = self._take()
         data = "".join(batch).encode("utf-8", ENCODING_ERRORS)
-        self.waits += 1
-        started = time.perf_counter()
-        EXCUSED.waiting = True  # the disk's doing, not the printing task's
-        try:
-            # Synchronous (the loop waits here): the same writer, on the same thread.
-            assert self._sync_pieces is not None
-            future = self._executor.submit(self._sync_pieces.write, data)
-            while not future.done():
-                concurrent.futures.wait([future], timeout=0.05)
-                if not future.done() and self._progress.stuck():
-                    # Handed over: it is written if the file ever takes it again.
-                    future.add_done_callback(self._late_write(len(batch)))
-                    self._say_stalled()
-                    return
-            future.result()
-        except (OSError, LogFailed) as exc:
-            self._fail(exc)
-            return
-        finally:
-            EXCUSED.waiting = False
-            excuse(time.perf_counter() - started)
-        self.written += len(batch)
-        self._settle()
+        # The same writer, on the same thread, after whatever it was given before.
+        assert self._sync_pieces is not None
+        self._in_flight = self._executor.submit(self._sync_pieces.write, data)
+        self._in_flight.add_done_callback(self._late_write(len(batch)))
 
     def _late_write(self, count: int) -> Callable[[concurrent.futures.Future[int]], None]:
+        """What to do, on the loop, once a batch handed over is written (or not)."""
+
         def done(future: concurrent.futures.Future[int]) -> None:
-            if not future.cancelled() and future.exception() is None:
-                self._loop.call_soon_threadsafe(self._count_late, count)
+            if future.cancelled():
+                return
+            exc = future.exception()
+            try:
+                if exc is None:
+                    self._loop.call_soon_threadsafe(self._count_late, count)
+                elif isinstance(exc, OSError | LogFailed):
+                    self._loop.call_soon_threadsafe(self._fail, exc)
+                else:
+                    failed = LogFailed(f"{type(exc).__name__}: {exc}")
+                    self._loop.call_soon_threadsafe(self._fail, failed)
+            except RuntimeError:  # the loop is closed: an abandoned write ended late
+                pass
 
         return done
 

@@ -30,6 +30,18 @@ class Reply:
         for line in lines:
             self._output.line(line)
 
+    @property
+    def plain(self) -> bool:
+        """Whether the asker takes plain text of any width (a pipe, a file): a long
+        reply may then be made as text and handed over in one piece (text())."""
+        return self._width is None and not getattr(self._output, "styled", False)
+
+    def text(self, lines: list[str]) -> None:
+        """Plain LINES (no newlines), when `plain`: one piece for the output (the
+        reply's channel, which never drops a reply)."""
+        if lines:
+            self._output.line("\n".join(lines))
+
     def notice(self, text: str) -> None:
         """A one-line message for the asker's error stream (not a failure)."""
         self._output.error(text + "\n")

@@ -9,15 +9,29 @@ combining marks); a control character, which it calls -1, is counted as 1 here
 from __future__ import annotations
 
 import re
-
-from wcwidth import wcwidth
+from collections.abc import Callable
+from functools import cache
 
 ELLIPSIS = "…"
 
 
 def _w(char: str) -> int:
-    width = wcwidth(char)
+    width = _wcwidth()(char)
     return 1 if width < 0 else width
+
+
+def wcwidth(char: str) -> int:
+    """wcwidth's own width of CHAR: -1 for a control character."""
+    return _wcwidth()(char)
+
+
+@cache
+def _wcwidth() -> Callable[[str], int]:
+    """wcwidth, imported when first needed: ASCII text (by far the usual) never
+    needs it, and importing it costs about 10 ms of every start."""
+    from wcwidth import wcwidth
+
+    return wcwidth
 
 
 def cwidth(text: str) -> int:
@@ -61,9 +75,13 @@ def cut(text: str, width: int) -> str:
 
 # A space run; a wide character (with a closing mark after it: no line starts with
 # 。 or ）); a run of narrow ones (a word).
-_TOKENS = re.compile(
-    r"(\s+)|([\u1100-\uffff][、。）」』，．]*)|([^\s\u1100-\uffff]+)"
-)
+_TOKENS = r"(\s+)|([\u1100-\uffff][、。）」』，．]*)|([^\s\u1100-\uffff]+)"
+
+
+@cache
+def _tokens() -> re.Pattern[str]:
+    """_TOKENS compiled when first needed (3 ms of every start otherwise)."""
+    return re.compile(_TOKENS)
 
 
 def wrap(text: str, width: int) -> list[str]:
@@ -74,7 +92,7 @@ def wrap(text: str, width: int) -> list[str]:
     lines: list[str] = []
     line = ""
     space = False
-    for gap, wide, word in _TOKENS.findall(text):
+    for gap, wide, word in _tokens().findall(text):
         if gap:
             space = True
             continue

@@ -23,13 +23,15 @@ from typing import IO
 
 import pytest
 from conftest import InProcess, taskd_command
+from hypothesis import given
+from hypothesis import strategies as st
 
 from taskd import eventlog
 from taskd.config import Config
 from taskd.engine import Engine
 from taskd.eventlog import EventLog
 from taskd.events import Event
-from taskd.logformat import JsonFormat, TextFormat
+from taskd.logformat import JsonFormat, TextFormat, _Clock
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00"
 TEXT_LINE = re.compile(rf"^({STAMP}) (\S+) (\S+)(?: (.*))?$")
@@ -207,6 +209,42 @@ async def test_a_full_disk_is_reported_once_and_logging_stops() -> None:
     await log.aclose()
     assert len(said) == 1 and "/dev/full" in said[0] and "No space left" in said[0]
     assert log.failure and log.written == 0 and log.lost == 4
+
+
+async def test_a_full_disk_under_back_pressure_is_reported_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batches handed to the log's thread without waiting (back-pressure overlaps
+    the writing of one batch with the formatting of the next) still fail loudly."""
+    monkeypatch.setattr(eventlog, "BATCH", 50)
+    monkeypatch.setattr(eventlog, "HIGH_WATER", 100)
+    log, said = await open_log(Path("/dev/full"))
+    for n in range(500):  # never yielding: every batch goes through back-pressure
+        log(event("t", "output", text=str(n)))
+    await log.aclose()
+    assert len(said) == 1 and "No space left" in said[0]
+    assert log.failure and log.written == 0 and log.lost == 500
+
+
+def test_a_text_line_with_odd_characters_stays_one_line() -> None:
+    fmt = TextFormat()
+    line = fmt(event("t", "output", text="a\rb\nc\td\x07"))
+    assert line.endswith(" t output a\\rb\\nc\td\x07\n") and line.count("\n") == 1
+    stamp = line.split(" ")[0]
+    again = fmt(Event("u", "output", {"text": "x"}))  # the same millisecond, or the next
+    assert TEXT_LINE.match(again.rstrip("\n")) and again.split(" ")[0] >= stamp
+
+
+@given(st.lists(st.floats(min_value=-5.0, max_value=4e9, allow_nan=False), max_size=30))
+def test_the_text_stamp_is_the_clocks_stamp(times: list[float]) -> None:
+    """The text format keeps the last millisecond's stamp: never a wrong one."""
+    fmt, clock = TextFormat(), _Clock()
+    for ts in sorted(times) + times + [t + 0.0004 for t in times]:
+        fmt(Event("t", "output", {"text": "x"}))  # now: the cached stamp moves away
+        probe = Event("t", "output", {"text": "x"})
+        probe.ts = ts
+        line = fmt(probe)
+        assert line == f"{clock.stamp(ts)} t output x\n"
 
 
 async def test_a_deleted_folder_is_detected(tmp_path: Path) -> None:
