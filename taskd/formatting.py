@@ -369,11 +369,15 @@ def records_json(records: list[TaskRecord], now: float) -> str:
 
 _json_text: Callable[[str], str] = encode_basestring  # a JSON string, as json.dumps makes it
 _STATE_JSON = {state: json.dumps(str(state.value)) for state in State}
+# The events present() may show; the others (started, queued, ...) are the log's only.
+_SHOWN = frozenset({OUTPUT, DONE, FAILED, EXPLAIN, CANCELLED, RESTARTED})
 
 
 def present(event: Event, stamps: bool = False) -> Fragments | None:
     """The line a person sees for EVENT, or None for events shown only in the log;
     with STAMPS, it starts with the seconds since the daemon started (`+1.002 `)."""
+    if event.event not in _SHOWN:
+        return None
     if stamps:
         line = present(event)
         if line is None:
@@ -412,6 +416,8 @@ def present(event: Event, stamps: bool = False) -> Fragments | None:
 
 def present_plain(event: Event, stamps: bool = False) -> str | None:
     """present() as plain text; task output, by far the most frequent, the short way."""
+    if event.event not in _SHOWN:
+        return None
     if event.event == OUTPUT and not stamps:
         return f"[{event.task}] {event.fields['text']}"
     line = present(event, stamps)
