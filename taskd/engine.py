@@ -460,9 +460,9 @@ class Engine:
         # first runs never executes its coroutine, yet must still be accounted for.
         if record.task is not task:
             return  # already accounted for by settle()
-        record.ended = clocks.monotonic()
+        ended = record.ended = clocks.monotonic()
         record.task = None  # drop the task, and with it the coroutine and its frame
-        fields: dict[str, Any] = {"runtime_s": round(record.runtime(), 6)}
+        fields: dict[str, Any] = {"runtime_s": round(max(0.0, ended - record.started), 6)}
         if self.hooks and (hooks := self.hooks.pop(record, None)) is not None and hooks.starting:
             hooks.starting = False  # cancelled before its first step
             self.starting[hooks.options.group or ""] -= 1

@@ -373,6 +373,12 @@ _STATE_JSON = {state: json.dumps(str(state.value)) for state in State}
 _SHOWN = frozenset({OUTPUT, DONE, FAILED, EXPLAIN, CANCELLED, RESTARTED})
 
 
+def _done(fields: dict[str, Any]) -> str:
+    """What follows the name of a task that ended done: " done after 0.25s"."""
+    extra = f", returned {fields['result']}" if fields.get("result") else ""
+    return f" done after {duration(fields['runtime_s'])}{extra}"
+
+
 def present(event: Event, stamps: bool = False) -> Fragments | None:
     """The line a person sees for EVENT, or None for events shown only in the log;
     with STAMPS, it starts with the seconds since the daemon started (`+1.002 `)."""
@@ -386,9 +392,7 @@ def present(event: Event, stamps: bool = False) -> Fragments | None:
     if event.event == OUTPUT:
         return [("", "["), ("task", event.task), ("", "] " + event.fields["text"])]
     if event.event == DONE:
-        extra = f", returned {event.fields['result']}" if event.fields.get("result") else ""
-        runtime = duration(event.fields["runtime_s"])
-        return [("task", event.task), ("", f" done after {runtime}{extra}")]
+        return [("task", event.task), ("", _done(event.fields))]
     if event.event == FAILED:
         runtime = duration(event.fields["runtime_s"])
         error = event.fields["error"]
@@ -418,8 +422,11 @@ def present_plain(event: Event, stamps: bool = False) -> str | None:
     """present() as plain text; task output, by far the most frequent, the short way."""
     if event.event not in _SHOWN:
         return None
-    if event.event == OUTPUT and not stamps:
-        return f"[{event.task}] {event.fields['text']}"
+    if not stamps:
+        if event.event == OUTPUT:
+            return f"[{event.task}] {event.fields['text']}"
+        if event.event == DONE:  # a task's end: as frequent where tasks are short
+            return event.task + _done(event.fields)
     line = present(event, stamps)
     return None if line is None else "".join([text for _, text in line])
 
