@@ -27,7 +27,7 @@ from .eventlog import EventLog, wait_closed
 from .i18n import _
 from .instruments import Instruments, Stepped
 from .kinds import Kind, KindFunc, load_kinds
-from .registry import Registry, State, TaskRecord, check_name
+from .registry import FINAL, Registry, State, TaskRecord, check_name
 from .stacks import exception_text
 from .supervise import DEFAULT as DEFAULT_OPTIONS
 from .supervise import DependencyFailed, Groups, TaskOptions, TimedOut, in_group, supervise
@@ -150,7 +150,7 @@ class TaskHooks:
             return
         self.last = state
         record = self.record
-        if record.state is State.CANCELLING or record.finished:
+        if record.state is State.CANCELLING or record.state in FINAL:
             return  # a cancel is on its way: its state stays what `cancel` made it
         record.state = _STATES[state]
         if state == "running":
