@@ -369,6 +369,7 @@ def records_json(records: list[TaskRecord], now: float) -> str:
 
 _json_text: Callable[[str], str] = encode_basestring  # a JSON string, as json.dumps makes it
 _STATE_JSON = {state: json.dumps(str(state.value)) for state in State}
+
 # The events present() may show; the others (started, queued, ...) are the log's only.
 _SHOWN = frozenset({OUTPUT, DONE, FAILED, EXPLAIN, CANCELLED, RESTARTED})
 
