@@ -27,10 +27,10 @@ from .eventlog import EventLog, wait_closed
 from .i18n import _
 from .instruments import Instruments, Stepped
 from .kinds import Kind, KindFunc, load_kinds
-from .registry import Registry, State, TaskRecord, check_name
+from .registry import FINAL, Registry, State, TaskRecord, check_name
 from .stacks import exception_text
 from .supervise import DEFAULT as DEFAULT_OPTIONS
-from .supervise import DependencyFailed, Groups, TaskOptions, TimedOut, supervise
+from .supervise import DependencyFailed, Groups, TaskOptions, TimedOut, in_group, supervise
 
 MAX_DETAIL = 500  # characters of an error or output line kept for `show`
 MAX_FAILURES = 10  # failed tasks named in a script's last line
@@ -150,9 +150,12 @@ class TaskHooks:
             return
         self.last = state
         record = self.record
-        if record.state is State.CANCELLING or record.finished:
+        if record.state is State.CANCELLING or record.state in FINAL:
             return  # a cancel is on its way: its state stays what `cancel` made it
-        record.state = State(state)
+        record.state = _STATES[state]
+        if state == "running":
+            self.resume_at = None
+            return
         engine = self.engine
         if state == "queued" and self.options.group is not None:
             # supervise() says so just before it joins the queue, at its end.
@@ -202,6 +205,9 @@ class TaskHooks:
             names = [n for n in self.options.after if n in registry.live]
             return "waiting for " + ", ".join(names or self.options.after)
         return ""
+
+
+_STATES = {state.value: state for state in State}  # State(text) is a slow call
 
 
 def ordinal(n: int) -> str:
@@ -290,10 +296,7 @@ class Engine:
             coro: Coroutine[Any, Any, object] = _guarded(kind.func, values, instruments)
         else:
             hooks = TaskHooks(self, record, options)
-            coro = supervise(
-                lambda: _guarded(kind.func, values, instruments), options, hooks,
-                groups=self.groups, key=record,
-            )
+            group = None
             if options.after:
                 record.state = State.WAITING
             elif options.group is not None:
@@ -305,7 +308,17 @@ class Engine:
                     record.state = State.QUEUED
                 self.starting[group.name] = starting + 1
                 hooks.starting = True
-        if options is not None and options != DEFAULT_OPTIONS:
+            if group is not None and options.group_only:
+                coro = in_group(
+                    lambda: _guarded(kind.func, values, instruments), group, hooks,
+                    self.groups, record,
+                )
+            else:
+                coro = supervise(
+                    lambda: _guarded(kind.func, values, instruments), options, hooks,
+                    groups=self.groups, key=record,
+                )
+        if options is not None and (hooks is not None or options != DEFAULT_OPTIONS):
             record.options = options
         task = asyncio.get_running_loop().create_task(coro, name=name, context=context)
         record.task = task
@@ -447,9 +460,9 @@ class Engine:
         # first runs never executes its coroutine, yet must still be accounted for.
         if record.task is not task:
             return  # already accounted for by settle()
-        record.ended = clocks.monotonic()
+        ended = record.ended = clocks.monotonic()
         record.task = None  # drop the task, and with it the coroutine and its frame
-        fields: dict[str, Any] = {"runtime_s": round(record.runtime(), 6)}
+        fields: dict[str, Any] = {"runtime_s": round(max(0.0, ended - record.started), 6)}
         if self.hooks and (hooks := self.hooks.pop(record, None)) is not None and hooks.starting:
             hooks.starting = False  # cancelled before its first step
             self.starting[hooks.options.group or ""] -= 1

@@ -370,10 +370,21 @@ def records_json(records: list[TaskRecord], now: float) -> str:
 _json_text: Callable[[str], str] = encode_basestring  # a JSON string, as json.dumps makes it
 _STATE_JSON = {state: json.dumps(str(state.value)) for state in State}
 
+# The events present() may show; the others (started, queued, ...) are the log's only.
+_SHOWN = frozenset({OUTPUT, DONE, FAILED, EXPLAIN, CANCELLED, RESTARTED})
+
+
+def _done(fields: dict[str, Any]) -> str:
+    """What follows the name of a task that ended done: " done after 0.25s"."""
+    extra = f", returned {fields['result']}" if fields.get("result") else ""
+    return f" done after {duration(fields['runtime_s'])}{extra}"
+
 
 def present(event: Event, stamps: bool = False) -> Fragments | None:
     """The line a person sees for EVENT, or None for events shown only in the log;
     with STAMPS, it starts with the seconds since the daemon started (`+1.002 `)."""
+    if event.event not in _SHOWN:
+        return None
     if stamps:
         line = present(event)
         if line is None:
@@ -382,9 +393,7 @@ def present(event: Event, stamps: bool = False) -> Fragments | None:
     if event.event == OUTPUT:
         return [("", "["), ("task", event.task), ("", "] " + event.fields["text"])]
     if event.event == DONE:
-        extra = f", returned {event.fields['result']}" if event.fields.get("result") else ""
-        runtime = duration(event.fields["runtime_s"])
-        return [("task", event.task), ("", f" done after {runtime}{extra}")]
+        return [("task", event.task), ("", _done(event.fields))]
     if event.event == FAILED:
         runtime = duration(event.fields["runtime_s"])
         error = event.fields["error"]
@@ -412,8 +421,13 @@ def present(event: Event, stamps: bool = False) -> Fragments | None:
 
 def present_plain(event: Event, stamps: bool = False) -> str | None:
     """present() as plain text; task output, by far the most frequent, the short way."""
-    if event.event == OUTPUT and not stamps:
-        return f"[{event.task}] {event.fields['text']}"
+    if event.event not in _SHOWN:
+        return None
+    if not stamps:
+        if event.event == OUTPUT:
+            return f"[{event.task}] {event.fields['text']}"
+        if event.event == DONE:  # a task's end: as frequent where tasks are short
+            return event.task + _done(event.fields)
     line = present(event, stamps)
     return None if line is None else "".join([text for _, text in line])
 

@@ -191,9 +191,10 @@ class Registry:
     def finish(self, record: TaskRecord) -> None:
         if self.live.get(record.name) is record:
             del self.live[record.name]
-            latin = lookalike(record.name)
-            if latin != record.name and self._lookalikes.get(latin) == record.name:
-                del self._lookalikes[latin]
+            if self._lookalikes:  # most names have no look-alike: nothing to forget
+                latin = lookalike(record.name)
+                if latin != record.name and self._lookalikes.get(latin) == record.name:
+                    del self._lookalikes[latin]
         self.finished_count += 1
         if self.history_size <= 0:
             return

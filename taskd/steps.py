@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .registry import TaskRecord
 
 LIMIT = 1000  # steps kept per task (at least; up to a quarter more before a trim)
+_TRIM_AT = 2 * (LIMIT + LIMIT // 4)  # numbers in a task's array when it is trimmed
 STEP = "step"
 
 
@@ -54,9 +55,8 @@ class StepRecorder(Instrument):
         if steps is None:
             steps = self.live[record] = array("d")
         begin = clocks.since_start() if self._virtual else start - self._origin
-        steps.append(begin)
-        steps.append(duration)
-        if len(steps) > 2 * (LIMIT + LIMIT // 4):
+        steps.extend((begin, duration))
+        if len(steps) > _TRIM_AT:
             cut = len(steps) - 2 * LIMIT
             del steps[:cut]
             self.counts[record] = self.counts.get(record, 0) + cut // 2
@@ -73,7 +73,8 @@ class StepRecorder(Instrument):
         self.finished[record] = steps
         while len(self.finished) > self.history:
             old, _ = self.finished.popitem(last=False)
-            self.counts.pop(old, None)
+            if self.counts:
+                self.counts.pop(old, None)
 
     def steps(self, record: TaskRecord) -> list[tuple[float, float]]:
         """RECORD's recorded steps, oldest first: (start since the daemon's start, seconds)."""

@@ -47,6 +47,14 @@ class TaskOptions:
     env: tuple[tuple[str, str], ...] = field(default=())
 
     @property
+    def group_only(self) -> bool:
+        """True when a group is all there is: the engine runs it with in_group()."""
+        return (
+            self.group is not None and self.restart == "no" and not self.after
+            and self.timeout is None
+        )
+
+    @property
     def plain(self) -> bool:
         """True when supervise() would add nothing: the engine may skip it."""
         return (
@@ -258,11 +266,13 @@ class Groups:
     def release(self, name: str) -> None:
         group = self._groups[name]
         group.running -= 1
-        self._grant(group)
+        if group.queue:
+            self._grant(group)
 
     def _grant(self, group: Group) -> None:
-        while group.queue and group.has_room():
-            _, future = group.queue.popitem(last=False)
+        queue = group.queue
+        while queue and (group.parallel is None or group.running < group.parallel):
+            _, future = queue.popitem(last=False)
             self._positions = None
             if not future.done():  # a cancelled waiter gives its turn away
                 group.running += 1
@@ -366,6 +376,28 @@ async def supervise(
         del failure  # the next run must not keep this one's traceback alive
         hooks.set_state("waiting")
         await asyncio.sleep(delay)
+
+
+async def in_group(
+    run_once: Callable[[], Awaitable[object]],
+    group: Group,
+    hooks: Hooks,
+    groups: Groups,
+    key: Hashable,
+) -> object:
+    """supervise() for options that only name a GROUP of GROUPS (`new --group G`, the
+    usual way through a group of thousands): the same states, queue and slot, with
+    nothing of restarts, --after or --timeout to keep."""
+    if group.queue or not (group.parallel is None or group.running < group.parallel):
+        hooks.set_state("queued")
+        await groups.wait(group.name, key)
+    else:
+        group.running += 1
+    try:
+        hooks.set_state("running")
+        return await run_once()
+    finally:
+        groups.release(group.name)
 
 
 async def _timed(run_once: Callable[[], Awaitable[object]], timeout: float | None) -> object:

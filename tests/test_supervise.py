@@ -17,6 +17,7 @@ from taskd.supervise import (
     Groups,
     TaskOptions,
     TimedOut,
+    in_group,
     parse_options,
     parse_parallel,
     supervise,
@@ -78,7 +79,8 @@ class Task:
 
 
 class Bench:
-    def __init__(self) -> None:
+    def __init__(self, way: str = "in_group") -> None:
+        self.way = way  # "in_group": options that only name a group run as the engine runs them
         self.groups = Groups()
         self.ends: dict[str, asyncio.Future[str]] = {}
         self.tasks: dict[str, Task] = {}
@@ -92,9 +94,14 @@ class Bench:
         self, name: str, run_once: Callable[[], Awaitable[object]], **options: Any
     ) -> Task:
         record = self.tasks[name] = Task(self, name)
-        record.task = asyncio.get_running_loop().create_task(
-            supervise(run_once, TaskOptions(**options), record, groups=self.groups), name=name
-        )
+        given = TaskOptions(**options)
+        if self.way == "in_group" and given.group_only:
+            assert given.group is not None
+            group = self.groups.group(given.group)
+            coro = in_group(run_once, group, record, self.groups, record)
+        else:
+            coro = supervise(run_once, given, record, groups=self.groups)
+        record.task = asyncio.get_running_loop().create_task(coro, name=name)
         record.task.add_done_callback(record.done)
         return record
 
@@ -397,9 +404,15 @@ async def test_the_kinds_own_timeout_error_is_left_as_it_is() -> None:
 
 # -- groups -------------------------------------------------------------------------
 
+# A task whose only option is its group runs through in_group(), the others through
+# supervise(): the group tests run both ways.
+BOTH_WAYS = pytest.mark.parametrize("way", ["in_group", "supervise"])
 
-async def test_group_queue_positions_and_a_cancelled_queued_task_leaves() -> None:
-    bench = Bench()
+
+
+@BOTH_WAYS
+async def test_group_queue_positions_and_a_cancelled_queued_task_leaves(way: str) -> None:
+    bench = Bench(way)
     bench.groups.set_parallel("g", 1)
     kinds = [Kind() for _ in range(4)]
     for kind in kinds:
@@ -430,8 +443,9 @@ async def test_group_queue_positions_and_a_cancelled_queued_task_leaves() -> Non
     assert bench.groups.listing() == [("g", 1, 0, 0)]
 
 
-async def test_cancel_of_a_running_task_gives_its_slot_to_the_next() -> None:
-    bench = Bench()
+@BOTH_WAYS
+async def test_cancel_of_a_running_task_gives_its_slot_to_the_next(way: str) -> None:
+    bench = Bench(way)
     bench.groups.set_parallel("g", 1)
     first = Kind()
     first.gate = asyncio.Event()
@@ -472,8 +486,9 @@ async def test_a_slot_granted_to_a_task_cancelled_in_the_same_turn_is_passed_on(
     assert b.cancelled() and groups.listing() == [("g", 1, 1, 0)]
 
 
-async def test_raising_parallel_lets_queued_tasks_run() -> None:
-    bench = Bench()
+@BOTH_WAYS
+async def test_raising_parallel_lets_queued_tasks_run(way: str) -> None:
+    bench = Bench(way)
     bench.groups.set_parallel("g", 1)
     kinds = [Kind() for _ in range(3)]
     for kind in kinds:
@@ -488,8 +503,9 @@ async def test_raising_parallel_lets_queued_tasks_run() -> None:
     await bench.finished(*records)
 
 
-async def test_ten_thousand_tasks_through_a_group_of_100() -> None:
-    bench = Bench()
+@BOTH_WAYS
+async def test_ten_thousand_tasks_through_a_group_of_100(way: str) -> None:
+    bench = Bench(way)
     bench.groups.set_parallel("g", 100)
     running = most = 0
 
@@ -509,3 +525,31 @@ async def test_ten_thousand_tasks_through_a_group_of_100() -> None:
     assert all(r.final == "done" for r in records)
     assert most == 100  # the limit was reached, never passed
     assert bench.groups.listing() == [("g", 100, 0, 0)]
+
+
+@BOTH_WAYS
+async def test_a_group_runs_its_tasks_in_the_order_they_came(way: str) -> None:
+    bench = Bench(way)
+    bench.groups.set_parallel("g", 3)
+    order: list[int] = []
+    running = most = 0
+
+    def kind(i: int) -> Callable[[], Awaitable[object]]:
+        async def run() -> object:
+            nonlocal running, most
+            order.append(i)
+            running += 1
+            most = max(most, running)
+            await asyncio.sleep(0.001 * (i % 4))  # they end out of order
+            running -= 1
+            return i
+
+        return run
+
+    records = [bench.spawn(f"t{i}", kind(i), group="g") for i in range(30)]
+    await bench.finished(*records)
+    assert order == list(range(30)) and most == 3
+    assert all(r.final == "done" for r in records)
+    assert [r.states for r in records[:3]] == [["running"]] * 3
+    assert all(r.states == ["queued", "running"] for r in records[3:])
+    assert bench.groups.listing() == [("g", 3, 0, 0)]
