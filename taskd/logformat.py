@@ -33,7 +33,7 @@ class _Clock:
     __slots__ = ("_second", "_head")
 
     def __init__(self) -> None:
-        self._second = -1
+        self._second: int | None = None  # not -1: that is a second too (1969's last)
         self._head = ""
 
     def stamp(self, ts: float) -> str:
