@@ -473,11 +473,14 @@ class SocketServer:
             self._present = present_plain
         if not self._subscribers:
             self.daemon.bus.subscribe(self._on_event)
+        self.flush_events()  # what was emitted before it subscribed is not for it
         self._subscribers.add(conn)
         self._headroom = 0
 
     def unsubscribe(self, conn: Connection) -> None:
         if conn in self._subscribers:
+            if not conn.closed:
+                self.flush_events()  # what was emitted before it unsubscribed is
             self._subscribers.discard(conn)
             if not self._subscribers:
                 self.daemon.bus.unsubscribe(self._on_event)
