@@ -40,6 +40,21 @@ def _config_socket(config: str | None) -> str:
     return value if isinstance(value, str) else ""
 
 
+def main(argv: list[str] | None = None) -> int:
+    """`python -m taskd send ...` (__main__.py) comes straight here, past cli.py.
+    Ctrl-C ends quietly with 130, as cli.main has it."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        return light_main(args[0], args[1:])
+    except KeyboardInterrupt:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        os._exit(130)
+
+
 def light_main(name: str, argv: list[str]) -> int:
     socket_arg: str | None = None
     config: str | None = None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from taskd import cli
 from taskd.sockpath import pid_path
 
 HERE = Path(__file__).parent
@@ -95,6 +96,24 @@ def test_importing_the_client_stays_light() -> None:
     heavy |= {"taskd.engine", "taskd.daemon", "taskd.config", "taskd.commands", "taskd.events"}
     assert "taskd.client" in out
     assert sorted(heavy & set(out)) == []
+
+
+@pytest.mark.parametrize("name", cli.LIGHT)
+def test_python_m_taskd_takes_the_light_path_past_cli(name: str, tmp_path: Path) -> None:
+    """`python -m taskd send ...` goes straight to climini (__main__.py keeps its own
+    list of the light commands: it must be cli's)."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "taskd", name, "--socket",
+         str(tmp_path / "none.sock"), *(["show"] if name == "send" else [])],
+        capture_output=True, text=True, timeout=TIMEOUT, check=False,
+    )  # fmt: skip
+    imported = {
+        line.rpartition("|")[2].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "taskd.climini" in imported and "taskd.cli" not in imported
+    assert done.returncode == 3, done.stderr[-400:]  # no daemon there
 
 
 def test_send_words_as_one_line(served: Served) -> None:

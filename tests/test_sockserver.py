@@ -23,6 +23,7 @@ import pytest
 from sockfake import FakeDaemon
 
 from taskd import protocol
+from taskd.events import OUTPUT
 from taskd.frontends.sockserver import SocketServer
 from taskd.sockpath import SocketError, pid_path
 
@@ -317,6 +318,37 @@ async def test_subscribers_get_every_event_and_only_their_own_replies(
     assert await a.ask("echo a") == (["a"], [], True)
     assert len(a.events) == 3
     for c in (a, b, quiet):
+        await c.close()
+
+
+async def test_a_subscription_takes_exactly_the_events_emitted_while_it_lasts(
+    sock_path: str, served: tuple[FakeDaemon, SocketServer]
+) -> None:
+    """Events wait a moment to be written together: one emitted before a client's
+    subscribe is handled is not for it, one emitted before its unsubscribe is."""
+    daemon, _server = served
+    a = await Client.connect(sock_path)
+    b = await Client.connect(sock_path)
+    for c in (a, b):
+        await c.hello()
+    a.send_raw(protocol.subscribe(1))
+    assert await a.recv() == {"id": 1, "done": True, "ok": True}
+    b.send_raw(protocol.subscribe(1))  # handled once this coroutine awaits
+    daemon.bus.emit("t1", OUTPUT, {"text": "before b"})
+    assert await b.recv() == {"id": 1, "done": True, "ok": True}
+    daemon.bus.emit("t1", OUTPUT, {"text": "with b"})
+    a.send_raw(b'{"id": 2, "subscribe": false}\n')
+    daemon.bus.emit("t1", OUTPUT, {"text": "with b, a leaving"})
+    texts = []
+    while (obj := await a.recv()) != {"id": 2, "done": True, "ok": True}:
+        assert obj is not None and "event" in obj, obj
+        texts.append(obj["event"]["fields"]["text"])
+    assert texts == ["before b", "with b", "with b, a leaving"]
+    daemon.bus.emit("t1", OUTPUT, {"text": "after a"})
+    assert await b.ask("echo b") == (["b"], [], True)
+    assert [e["fields"]["text"] for e in b.events] == ["with b", "with b, a leaving", "after a"]
+    assert await a.ask("echo a") == (["a"], [], True) and a.events == []
+    for c in (a, b):
         await c.close()
 
 

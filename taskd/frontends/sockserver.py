@@ -5,7 +5,11 @@ client does can make the daemon wait: output for a client is queued and written
 without ever awaiting a drain; a client that stops reading is cut off once its
 queue passes a bound. A connection's command lines run one after another (as a
 script's do), each with its own Reply; the lines of different clients interleave.
-Events are encoded once and handed to every subscribed connection.
+
+Task events are encoded once, gathered once for all subscribers, and written as one
+chunk to each: with 10 clients and a task printing a line per loop iteration, per
+event and client work (a list append, a bound check) cost more than the event's
+encoding, and a send() per client per line would be a million system calls.
 """
 
 from __future__ import annotations
@@ -53,12 +57,6 @@ class ServedDaemon(Protocol):
     def report(self, message: str) -> None: ...
 
 
-def _present(event: Event) -> str | None:
-    from ..formatting import present_plain  # the engine's side; imported when first needed
-
-    return present_plain(event)
-
-
 class Reply:
     """Where one command line's output goes: back to the connection that sent it.
 
@@ -101,7 +99,6 @@ class Connection(asyncio.Protocol):
         self._outbuf: list[bytes] = []
         self._outsize = 0
         self._flush_scheduled = False
-        self._lingering: asyncio.TimerHandle | None = None
         self._can_write = asyncio.Event()
         self._can_write.set()
         self._queue: deque[protocol.Request] = deque()
@@ -301,41 +298,53 @@ class Connection(asyncio.Protocol):
 
     # -- out ---------------------------------------------------------------------------
 
-    def send(self, data: bytes, linger: bool = False) -> None:
-        """Queue DATA for this client; never blocks, never waits. Past the bound the
-        client is cut off: it was not reading, and nobody waits for it."""
+    def send(self, data: bytes) -> None:
+        """Queue DATA (a reply, a protocol line) for this client; never blocks, never
+        waits, and is never cut off for its size (see _room)."""
         if self.closed:
             return
+        server = self.server
+        if self in server.subscribers:
+            if server.events_pending:
+                server.flush_events()  # events emitted before this line go before it
+            server.bound_changed()
         self._outbuf.append(data)
         self._outsize += len(data)
-        transport = self._transport
-        assert transport is not None
-        if linger and self._outsize + transport.get_write_buffer_size() > self.server.max_buffer:
-            self._outbuf.clear()
-            transport.abort()
-            self._closed()  # first: the report is an event, which must not come back here
-            self.daemon.report(
-                f"control socket: a client ({self.peer}) stopped reading; over "
-                f"{self.server.max_buffer} bytes were waiting for it: disconnected"
-            )
-            return
         if self._outsize >= WRITE_AT:
             self._flush()  # a burst: let the kernel's buffer take its share now
-        elif not linger:
-            if self._lingering is not None:  # a reply: what lingers goes with it, now
-                self._lingering.cancel()
-                self._lingering = None
-            if not self._flush_scheduled:
-                self._flush_scheduled = True
-                asyncio.get_running_loop().call_soon(self._flush)
-        elif not self._flush_scheduled and self._lingering is None:
-            self._lingering = asyncio.get_running_loop().call_later(EVENT_LINGER, self._flush)
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def backlog(self) -> int:
+        """Bytes queued for this client and not yet taken by its socket."""
+        transport = self._transport
+        return self._outsize + (transport.get_write_buffer_size() if transport else 0)
+
+    def write_events(self, data: bytes) -> None:
+        """Events gathered for all subscribers, after what was queued before them."""
+        if self.closed or self._transport is None:
+            return
+        if self._outbuf:
+            self._flush()
+        self._transport.write(data)
+
+    def cut_off(self) -> None:
+        """Past the bound with events: the client was not reading, and nobody waits
+        for it."""
+        if self.closed:
+            return
+        self._outbuf.clear()
+        if self._transport is not None:
+            self._transport.abort()
+        self._closed()  # first: the report is an event, which must not come back here
+        self.daemon.report(
+            f"control socket: a client ({self.peer}) stopped reading; over "
+            f"{self.server.max_buffer} bytes were waiting for it: disconnected"
+        )
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._lingering is not None:
-            self._lingering.cancel()
-            self._lingering = None
         if self.closed or not self._outbuf or self._transport is None:
             return
         data = b"".join(self._outbuf) if len(self._outbuf) > 1 else self._outbuf[0]
@@ -349,6 +358,8 @@ class Connection(asyncio.Protocol):
             self._closed()
             return
         if not self.closed:
+            if self.server.events_pending and self in self.server.subscribers:
+                self.server.flush_events()  # the events before it, then the last line
             self._flush()
         if reason is not None:
             self._transport.write(protocol.bye(reason))
@@ -393,6 +404,13 @@ class SocketServer:
         self.connections: set[Connection] = set()
         self.hello = protocol.hello(os.getpid(), __version__)
         self._subscribers: set[Connection] = set()
+        self._events: list[bytes] = []  # encoded, not yet written to the subscribers
+        self._events_size = 0
+        # Bytes of events that may gather before any subscriber could pass its bound:
+        # checked against the subscribers' backlogs only when passed (0: check now).
+        self._headroom = 0
+        self._event_timer: asyncio.TimerHandle | None = None
+        self._present: Callable[[Event], str | None] | None = None
         self._server: asyncio.AbstractServer | None = None
         self._bound: tuple[int, int] | None = None  # (st_dev, st_ino) of our socket
 
@@ -440,39 +458,114 @@ class SocketServer:
 
     # -- events ------------------------------------------------------------------------
 
+    @property
+    def subscribers(self) -> set[Connection]:
+        return self._subscribers
+
+    @property
+    def events_pending(self) -> bool:
+        return bool(self._events)
+
     def subscribe(self, conn: Connection) -> None:
+        if self._present is None:
+            from ..formatting import present_plain  # the engine's side: when first needed
+
+            self._present = present_plain
         if not self._subscribers:
             self.daemon.bus.subscribe(self._on_event)
+        self.flush_events()  # what was emitted before it subscribed is not for it
         self._subscribers.add(conn)
+        self._headroom = 0
 
     def unsubscribe(self, conn: Connection) -> None:
         if conn in self._subscribers:
+            if not conn.closed:
+                self.flush_events()  # what was emitted before it unsubscribed is
             self._subscribers.discard(conn)
             if not self._subscribers:
                 self.daemon.bus.unsubscribe(self._on_event)
+                self._drop_events()
+
+    def bound_changed(self) -> None:
+        """A subscriber's backlog grew by other means than events (a reply)."""
+        self._headroom = 0
 
     def _on_event(self, event: Event) -> None:
-        data = protocol.event(event.task, event.event, event.ts, event.fields, _present(event))
+        assert self._present is not None
+        data = protocol.event(
+            event.task, event.event, event.ts, event.fields, self._present(event)
+        )
         name = event.event
         if (name == CANCELLED and "reason" not in event.fields) or (
             name == RESTARTED and event.fields.get("by") == "command"
         ):
             self._to_the_others(event, data)
             return
-        for conn in list(self._subscribers):
-            conn.send(data, linger=True)
+        self._events.append(data)
+        self._events_size += len(data)
+        if self._events_size > self._headroom:
+            self._check_bounds()
+        if self._events_size >= WRITE_AT:
+            self.flush_events()  # a burst: let the kernels' buffers take their share now
+        elif self._event_timer is None and self._events:
+            self._event_timer = asyncio.get_running_loop().call_later(
+                EVENT_LINGER, self.flush_events
+            )
+
+    def _check_bounds(self) -> None:
+        """Cut off each subscriber whose backlog and the gathered events pass the
+        bound; the others leave the headroom until the next check."""
+        size = self._events_size
+        over = [c for c in self._subscribers if c.backlog() + size > self.max_buffer]
+        for conn in over:
+            conn.cut_off()  # its report is an event: it may come back to _on_event
+        self._headroom = self.max_buffer - max(
+            (c.backlog() for c in self._subscribers), default=0
+        )
+
+    def flush_events(self) -> None:
+        """Write the gathered events, one chunk, to every subscriber."""
+        if self._event_timer is not None:
+            self._event_timer.cancel()
+            self._event_timer = None
+        events = self._events
+        if not events:
+            return
+        data = b"".join(events) if len(events) > 1 else events[0]
+        events.clear()
+        self._events_size = 0
+        worst = 0
+        for conn in tuple(self._subscribers):
+            conn.write_events(data)
+            worst = max(worst, conn.backlog())
+        self._headroom = self.max_buffer - worst
+
+    def _drop_events(self) -> None:
+        if self._event_timer is not None:
+            self._event_timer.cancel()
+            self._event_timer = None
+        self._events.clear()
+        self._events_size = 0
 
     def _to_the_others(self, event: Event, data: bytes) -> None:
         """The asker of a `cancel` or `restart` has its reply; every other client is
         told of it here, with `by` (a shell shows such an event only when `by` says
-        another client did it, or no client)."""
+        another client did it, or no client). A rare event: written at once, after
+        the gathered ones, each client's own."""
+        assert self._present is not None
         by = getattr(event, "by", None)
         fields = {**event.fields, "by": "" if by is None else "another client"}
         told = Event(event.task, event.event, fields)
         told.ts = event.ts
-        others = protocol.event(event.task, event.event, event.ts, fields, _present(told))
-        for conn in list(self._subscribers):
-            conn.send(data if conn is by else others, linger=True)
+        others = protocol.event(event.task, event.event, event.ts, fields, self._present(told))
+        self.flush_events()
+        for conn in tuple(self._subscribers):
+            own = data if conn is by else others
+            if conn.backlog() + len(own) > self.max_buffer:
+                conn.cut_off()  # its report is an event: it may come back to _on_event
+            else:
+                conn.write_events(own)
+        self._headroom = 0
 
     # -- the end -----------------------------------------------------------------------
 

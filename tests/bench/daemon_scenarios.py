@@ -5,6 +5,10 @@ Each starts a real `taskd serve --detach` on a private socket (untimed), times w
 the issue names, and stops it (untimed). The baselines are what the issue compares
 with: script mode on the same script, a bare standard-library client, the same
 printing task with no client attached.
+
+Every process runs in the scratch folder, as run.py's own do: `python -m taskd` puts
+the current folder first on sys.path, so started from a checkout they would run that
+checkout's taskd, whatever `--taskd` named.
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ class Served:
         started = subprocess.run(
             self.bench.taskd_bare("serve", "--detach", "--socket", self.socket,
                                   "--state-file", "off"),
-            capture_output=True, env=self.bench.env, check=False,
+            capture_output=True, env=self.bench.env, cwd=self.bench.scratch, check=False,
         )
         if started.returncode != 0:
             raise RuntimeError(f"serve: {started.stderr.decode()[-400:]}")
@@ -78,7 +82,8 @@ class Served:
         start = time.perf_counter()
         with open(stdin or os.devnull, "rb") as fin:
             done = subprocess.run(argv, stdin=fin, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, env=self.bench.env, check=False)
+                                  stderr=subprocess.PIPE, env=self.bench.env,
+                                  cwd=self.bench.scratch, check=False)
         elapsed = time.perf_counter() - start
         if done.returncode != 0:
             raise RuntimeError(f"send {words}: {done.stderr.decode()[-400:]}")
@@ -86,7 +91,8 @@ class Served:
 
     def __exit__(self, *exc: object) -> None:
         subprocess.run([sys.executable, "-m", "taskd", "stop", "--socket", self.socket],
-                       capture_output=True, env=self.bench.env, check=False)
+                       capture_output=True, env=self.bench.env, cwd=self.bench.scratch,
+                       check=False)
 
 
 def send_script(bench: Any) -> list[Any]:
@@ -110,7 +116,7 @@ def send_one(bench: Any) -> list[Any]:
         def bare() -> float:
             start = time.perf_counter()
             subprocess.run([sys.executable, "-c", BARE_CLIENT, served.socket], check=True,
-                           env=bench.env)
+                           env=bench.env, cwd=bench.scratch)
             return time.perf_counter() - start
 
         ours, theirs = bench.alternate(lambda: served.send("show"), bare, times)
@@ -122,7 +128,8 @@ def _printing(served: Served, bench: Any, clients: int, mode: str) -> float:
     n = bench.n["log_lines"]
     listeners = [
         subprocess.Popen([sys.executable, "-c", LISTENER, served.socket, mode],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=bench.env)
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=bench.env,
+                         cwd=bench.scratch)
         for _ in range(clients)
     ]
     for listener in listeners:
