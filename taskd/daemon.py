@@ -159,7 +159,7 @@ class Daemon:
         self._outputs: list[Output] = []
         self._presenters: list[Sink] = []
         self._timestamps = config.timestamps
-        self.steps = StepRecorder(config.history)  # for `timeline` and `log --steps`
+        self.steps = StepRecorder()  # for `timeline` and `log --steps`
         self._end_requested: asyncio.Event | None = None
         self._hurry: asyncio.Event | None = None
         self._saved_std: tuple[Any, Any] | None = None

@@ -69,6 +69,7 @@ class TaskRecord:
         "pending_size",
         "parent",
         "children",
+        "steps_run",
     )
 
     def __init__(self, name: str, kind: str, args: tuple[str, ...]) -> None:
@@ -91,6 +92,7 @@ class TaskRecord:
         self.restored = False  # started again from the state file
         self.parent: str | None = None  # the name of the taskd task that created it
         self.children = 0  # how many tasks it has created (its children's numbers)
+        self.steps_run = 0  # steps it ran on the loop (taskd.steps)
 
     @property
     def finished(self) -> bool:
