@@ -9,6 +9,7 @@ coroutine frame outlives its task.
 from __future__ import annotations
 
 import asyncio
+import re
 import unicodedata
 from collections.abc import Iterator
 from enum import StrEnum
@@ -107,9 +108,15 @@ def is_pattern(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
+# A plain ASCII name: NFKC leaves it as it is, and it has no look-alike letters.
+_PLAIN_NAME = re.compile(rf"[A-Za-z0-9_.\-]{{1,{MAX_NAME}}}")
+
+
 def check_name(name: str) -> str:
     """NAME as a task is called: NFKC-normalised (so full-width `ａ` is `a`), or
     CommandError if it is not a valid task name."""
+    if _PLAIN_NAME.fullmatch(name) is not None and name != DAEMON_NAME:
+        return name  # the usual name, without the Unicode work below
     name = unicodedata.normalize("NFKC", name)
     if not name:
         raise CommandError(_("a task name cannot be empty"))
@@ -133,7 +140,7 @@ def check_name(name: str) -> str:
 
 def lookalike(name: str) -> str:
     """NAME with its Cyrillic and Greek look-alikes of Latin letters made Latin."""
-    return name.translate(_LOOKALIKE)
+    return name if name.isascii() else name.translate(_LOOKALIKE)
 
 
 class Registry:
