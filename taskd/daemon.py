@@ -83,26 +83,22 @@ class Frontend(Protocol):
         """Release the front-end's streams, after everything was written."""
 
 
-class _FlushOnExit(Instrument):
-    """The capture's last unfinished line of a task comes out before its end."""
+class _CaptureOnExit(Instrument):
+    """When a task ends: the capture's last unfinished line of it comes out before its
+    end; and if a task replaced sys.stdout or sys.stderr (and did not put them back),
+    which would take every later task's output with it, taskd's capture is put back
+    (a timer checks too, for a replacer that keeps running). One instrument, not two:
+    its hook runs for every task that ends."""
 
-    def __init__(self, stream: TaskStream) -> None:
-        self._stream = stream
-
-    def task_exited(self, record: TaskRecord) -> None:
-        self._stream.flush_record(record)
-
-
-class _StdGuard(Instrument):
-    """A task that replaced sys.stdout or sys.stderr (and did not put them back) would
-    take every later task's output with it: when any task ends, taskd's capture is
-    put back (a timer checks too, for a replacer that keeps running)."""
-
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, out: TaskStream, err: TaskStream) -> None:
         self._daemon = daemon
+        self._out = out
+        self._err = err
 
     def task_exited(self, record: TaskRecord) -> None:
-        self._daemon.guard_std()
+        self._out.flush_record(record)
+        if sys.stdout is not self._out or sys.stderr is not self._err:
+            self._daemon.guard_std()
 
 
 class _OwnTask(asyncio.Task):  # type: ignore[type-arg]
@@ -507,8 +503,7 @@ class Daemon:
         primary = self._outputs[0] if self._outputs else self._default
         out = TaskStream(loop, self.engine.task_line, primary.write)
         err = TaskStream(loop, self.engine.task_line, primary.error)
-        self.engine.instruments.add(_FlushOnExit(out))
-        self.engine.instruments.add(_StdGuard(self))
+        self.engine.instruments.add(_CaptureOnExit(self, out, err))
         self._saved_std = (sys.stdout, sys.stderr)
         self._capture = (out, err)
         sys.stdout, sys.stderr = out, err
