@@ -9,6 +9,7 @@ coroutine frame outlives its task.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -45,6 +46,7 @@ class State(StrEnum):
 
 
 FINAL = frozenset({State.DONE, State.CANCELLED, State.FAILED})
+_SERIALS = itertools.count(1)
 
 
 class TaskRecord:
@@ -71,6 +73,7 @@ class TaskRecord:
         "parent",
         "children",
         "steps_run",
+        "serial",
     )
 
     def __init__(self, name: str, kind: str, args: tuple[str, ...]) -> None:
@@ -94,6 +97,7 @@ class TaskRecord:
         self.parent: str | None = None  # the name of the taskd task that created it
         self.children = 0  # how many tasks it has created (its children's numbers)
         self.steps_run = 0  # steps it ran on the loop (taskd.steps)
+        self.serial = next(_SERIALS)  # unique in the process, unlike a name or id()
 
     @property
     def finished(self) -> bool:

@@ -4,12 +4,14 @@ Why an instrument: the Stepped wrapper already times every step for the stall wa
 so recording one is a few stores. Bounded in all, not per task: the last CAPACITY
 steps of all tasks together are kept in one ring (three arrays written in turn: 24
 bytes a step, 3 MB when full), however many tasks there are, and the ring only grows
-as steps come. A per-task buffer cost each task an array and a dict entry (about 200
-bytes a task at 100,000 idle tasks) and, kept to 1,000 steps, up to 16 KB each: 100,000
-tasks stepping once a second would have held 1.6 GB after 17 minutes.
-Each task counts all its steps (TaskRecord.steps_run); `steps` gives at most its last
-LIMIT from the ring. A task's steps outlive it in the ring (for `timeline` of
-finished tasks) until newer steps take their place.
+as steps come. A step is kept with its task's serial number, not its record, so a
+forgotten task's record (and its traceback) is never held here. A per-task buffer
+cost each task an array and a dict entry (about 200 bytes a task at 100,000 idle
+tasks) and, kept to 1,000 steps, up to 16 KB each: 100,000 tasks stepping once a
+second would have held 1.6 GB after 17 minutes. Each task counts all its steps
+(TaskRecord.steps_run); `steps` gives at most its last LIMIT from the ring. A task's
+steps outlive it in the ring (for `timeline` of finished tasks) until newer steps
+take their place.
 
 Times: a step's start is in seconds since the daemon started. On a real loop that is
 its perf_counter() start minus the daemon's; on the virtual clock it is the loop's
@@ -48,7 +50,7 @@ class StepRecorder(Instrument):
         self.capacity = capacity
         self._starts = array("d")
         self._durations = array("d")
-        self._owners: list[TaskRecord] = []
+        self._owners = array("q")  # each step's task, by TaskRecord.serial
         self._next = 0  # where the next step goes, once the ring is full
         self.sink: Sink | None = None  # the log that wants step events
         self._origin = clocks.perf_origin
@@ -64,12 +66,12 @@ class StepRecorder(Instrument):
         record.steps_run += 1
         owners = self._owners
         if len(owners) < self.capacity:
-            owners.append(record)
+            owners.append(record.serial)
             self._starts.append(begin)
             self._durations.append(duration)
         else:
             at = self._next
-            owners[at] = record
+            owners[at] = record.serial
             self._starts[at] = begin
             self._durations[at] = duration
             self._next = at + 1 if at + 1 < self.capacity else 0
@@ -81,17 +83,15 @@ class StepRecorder(Instrument):
     def steps_of(self, records: Iterable[TaskRecord]) -> dict[TaskRecord, Steps]:
         """The kept steps of each of RECORDS, oldest first, at most LIMIT each: (start
         since the daemon's start, seconds). One pass over the ring for them all."""
-        found: dict[TaskRecord, Steps] = {record: [] for record in records}
+        chosen = list(records)
+        by_serial: dict[int, Steps] = {record.serial: [] for record in chosen}
         owners, starts, durations = self._owners, self._starts, self._durations
         at = self._next  # the oldest step, once the ring has wrapped round
         for i in chain(range(at, len(owners)), range(at)):
-            steps = found.get(owners[i])
+            steps = by_serial.get(owners[i])
             if steps is not None:
                 steps.append((starts[i], durations[i]))
-        for record, steps in found.items():
-            if len(steps) > LIMIT:
-                found[record] = steps[-LIMIT:]
-        return found
+        return {record: by_serial[record.serial][-LIMIT:] for record in chosen}
 
     def steps(self, record: TaskRecord) -> Steps:
         """RECORD's kept steps, oldest first: (start since the daemon's start, seconds)."""

@@ -257,8 +257,10 @@ def test_steps_are_bounded_in_all_by_one_ring() -> None:
     steps = StepRecorder(capacity=8)
     origin = steps._origin  # a step's start is kept as seconds from here
     a, b = TaskRecord("a", "idle", ()), TaskRecord("b", "idle", ())
+    held = sys.getrefcount(a)
     for i in range(5):
         steps.after_step(a, origin + i, 0.5)
+    assert sys.getrefcount(a) == held  # a forgotten task's record is not kept alive
     for i in range(5, 11):
         steps.after_step(b, origin + i, 0.25)
     assert steps.count(a) == 5 and steps.count(b) == 6
