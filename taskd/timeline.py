@@ -16,9 +16,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from prompt_toolkit.utils import get_cwidth
+
 from .events import DAEMON, STARTED
 from .trace import END_EVENTS, STEP, read_log, step_times
-from .width import wcwidth  # not prompt_toolkit's get_cwidth: a script need not import it
 
 WAIT, RUN, LONG, EMPTY = "─", "█", "!", " "
 LONG_STEP = 0.1  # seconds: a step this long is felt by everyone sharing the loop
@@ -93,7 +94,7 @@ def _label(t: float) -> str:
 
 
 def _width(text: str) -> int:
-    return sum(max(0, wcwidth(char)) for char in text)
+    return sum(max(0, get_cwidth(char)) for char in text)
 
 
 def _fit(text: str, cols: int) -> str:
@@ -101,7 +102,7 @@ def _fit(text: str, cols: int) -> str:
     if _width(text) > cols:
         out, used = "", 0
         for char in text:
-            w = max(0, wcwidth(char))
+            w = max(0, get_cwidth(char))
             if used + w > cols - 1:
                 break
             out, used = out + char, used + w

@@ -9,22 +9,10 @@ combining marks); a control character, which it calls -1, is counted as 1 here
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+
+from wcwidth import wcwidth
 
 ELLIPSIS = "…"
-
-_measure: Callable[[str], int] | None = None
-
-
-def wcwidth(char: str) -> int:
-    """wcwidth.wcwidth(CHAR): the library is imported on first need, since ASCII text
-    (the usual) never needs it and importing it costs a script 25 ms of its start."""
-    global _measure
-    if _measure is None:
-        from wcwidth import wcwidth as measure
-
-        _measure = measure
-    return _measure(char)
 
 
 def _w(char: str) -> int:
