@@ -202,6 +202,7 @@ def _run(config: Config, kinds: dict[str, Kind], frontends: list[Frontend], **da
     from .daemon import Daemon
 
     instance = Daemon(config, kinds, **daemon)
+    instance.collect_after_run = False  # the process ends next: nothing to collect
     _tune_gc()
     status = instance.run(*frontends)
     # The interpreter's last collection at exit would scan every object still

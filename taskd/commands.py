@@ -18,6 +18,7 @@ import re
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
 from . import clocks, formatting
@@ -108,11 +109,11 @@ class Command:
         ]
         return " ".join(parts)
 
-    @property
+    @cached_property  # read for every line: worked out once
     def min_words(self) -> int:
         return sum(1 for p in self.params if not p.optional)
 
-    @property
+    @cached_property
     def max_words(self) -> int | None:
         if any(p.repeat for p in self.params):
             return None
@@ -288,6 +289,8 @@ async def _new(ctx: Context, args: Args) -> None:
 
 def task_options(engine: Engine, args: Args) -> TaskOptions | None:
     """The supervision options of a `new` line (None when it has none)."""
+    if not args.lists and (not args.values or list(args.values) == ["--name"]):
+        return None  # the usual line: a name at most
     given: dict[str, str | list[str]] = {
         option[2:]: value for option, value in args.values.items() if option != "--name"
     }

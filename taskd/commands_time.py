@@ -104,12 +104,12 @@ async def _timeline(ctx: Context, args: Args) -> None:
         ctx.reply.out("no tasks")
         return
     steps = recorder(ctx)
+    kept = steps.steps_of(records) if steps is not None else {}
     rows = []
     for record in records:
         end = None if record.ended is None else clocks.since_start_of(record.ended)
         rows.append(TaskSpan(
-            record.name, clocks.since_start_of(record.started), end,
-            steps.steps(record) if steps is not None else [],
+            record.name, clocks.since_start_of(record.started), end, kept.get(record, []),
         ))
     now = clocks.since_start()
     ctx.reply.lines(render_timeline(rows, width, now))  # type: ignore[arg-type]

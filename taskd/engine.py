@@ -14,7 +14,7 @@ import difflib
 import os
 import reprlib
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from types import CodeType
 from typing import Any
 
@@ -47,7 +47,7 @@ class TaskExit(Exception):
 
 
 async def _guarded(
-    func: KindFunc, values: list[Any], instruments: Instruments | None = None
+    func: KindFunc, values: Sequence[Any], instruments: Instruments | None = None
 ) -> object:
     # The kind's coroutine is created here, inside the task, so a task cancelled
     # before it first runs leaves no never-awaited coroutine behind.
@@ -238,6 +238,11 @@ class Engine:
         self.failed_count = 0  # tasks that ended failed since the start
         self.failures: list[TaskRecord] = []  # the first MAX_FAILURES of them
         self.state_changed: Callable[[], None] = _nothing  # a setting the state file keeps
+        # Every task's done callback, in one context of its own: add_done_callback
+        # would otherwise copy the spawner's context and make a bound method per task
+        # (128 bytes a live task). An empty context: no task's, no command's.
+        self._done = self._on_task_done
+        self._done_context = contextvars.Context()
 
     def report(self, message: str) -> None:
         """A one-line message for people that no command line caused."""
@@ -268,7 +273,7 @@ class Engine:
         """Start a task of KIND with WORDS, supervised as OPTIONS say; CommandError
         (and no change) if they are bad."""
         kind = self.kind(kind_name)
-        values = kind.bind(words)
+        values = tuple(kind.bind(words))  # no arguments: the shared empty tuple
         shell_settings = options is not None and (options.cwd is not None or bool(options.env))
         if shell_settings and kind.name != "shell":
             raise CommandError("--cwd and --env are for shell tasks only")
@@ -320,12 +325,14 @@ class Engine:
                 )
         if options is not None and (hooks is not None or options != DEFAULT_OPTIONS):
             record.options = options
-        task = asyncio.get_running_loop().create_task(coro, name=name, context=context)
+        # Made here, not through the loop's task factory (Daemon._task_factory): a
+        # task spawned by name is never a child nor one of taskd's own.
+        task = asyncio.Task(coro, loop=asyncio.get_running_loop(), name=name, context=context)
         record.task = task
         self.registry.add(record)
         if hooks is not None:
             self.hooks[record] = hooks
-        task.add_done_callback(self._on_task_done)
+        task.add_done_callback(self._done, context=self._done_context)
         for spawned in self.instruments.spawned:
             spawned(record)
         self.bus.emit(name, ev.STARTED, {"kind": kind.name, "args": list(words)})
@@ -366,7 +373,7 @@ class Engine:
         )
         record.task = task
         self.registry.add(record)
-        task.add_done_callback(self._on_task_done)
+        task.add_done_callback(self._done, context=self._done_context)
         # create_task(..., name=X) names the task only after the factory returns.
         loop.call_soon(self._adopt_name, record, task)
         for spawned in self.instruments.spawned:

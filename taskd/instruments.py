@@ -7,15 +7,17 @@ a slot of its own, and any number can watch at once.
 
 Steps (the code of a task between two awaits) are timed only while some instrument
 wants them: each taskd task's coroutine then runs inside a `Stepped` wrapper, which
-calls every `before_step` and `after_step` around each send()/throw(). The wrapper
-keeps the kind's own coroutine reachable (`Stepped.coro`), so the task's real stack
-can always be walked (taskd.stacks).
+calls every `before_step` and `after_step` around each send()/throw() (an instrument
+with a `step_threshold` hears only of the steps longer than that), and keeps the step
+running now in `STEP` for threads to see. The wrapper keeps the kind's own coroutine
+reachable (`Stepped.coro`), so the task's real stack can always be walked
+(taskd.stacks).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Coroutine, Generator
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,6 +29,10 @@ HOOKS = ("task_spawned", "before_step", "after_step", "task_exited", "task_aband
 class Instrument:
     """A base to inherit from; override only the hooks you need (the others are not
     called: the engine calls a hook only on the instruments that define it)."""
+
+    # after_step is called only for steps longer than this many seconds (0: every
+    # step). The stall watch wants the long ones only: then a step costs it nothing.
+    step_threshold = 0.0
 
     def task_spawned(self, record: TaskRecord) -> None:
         """A task was created (it has not run yet)."""
@@ -44,16 +50,64 @@ class Instrument:
         """The task did not stop within the grace period at the end."""
 
 
+class RunningStep:
+    """The step running now, kept by the step wrapper: read by threads that watch for
+    a frozen loop (`now`, one tuple replaced whole), and by instruments that judge a
+    step's length (`excused`: seconds of it that were not the task's doing, such as
+    garbage collection or waiting on a slow reader; reset as each step starts)."""
+
+    __slots__ = ("now", "excused")
+
+    def __init__(self) -> None:
+        self.now: tuple[float, TaskRecord] | None = None
+        self.excused = 0.0
+
+
+STEP = RunningStep()
+
+
+class StepHooks:
+    """The step hooks of the instruments at one moment: a step wrapper keeps the set
+    it was made with (an instrument added later times later tasks)."""
+
+    __slots__ = ("before", "after", "long", "threshold")
+
+    def __init__(self, instruments: list[Instrument]) -> None:
+        self.before = tuple(_overridden(instruments, "before_step"))
+        timed = [i for i in instruments if _defines(i, "after_step")]
+        self.after = tuple(i.after_step for i in timed if i.step_threshold <= 0)
+        self.long = tuple((i.step_threshold, i.after_step) for i in timed if i.step_threshold > 0)
+        # Steps longer than this go to long_step (infinity: none does).
+        self.threshold = min((t for t, _ in self.long), default=float("inf"))
+
+    def long_step(self, record: TaskRecord, start: float, duration: float) -> None:
+        for threshold, after in self.long:
+            if duration > threshold:
+                after(record, start, duration)
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self.before or self.after or self.long)
+
+
+def _defines(instrument: Instrument, name: str) -> bool:
+    return getattr(type(instrument), name, None) is not getattr(Instrument, name)
+
+
+def _overridden(instruments: list[Instrument], name: str) -> list[Any]:
+    return [getattr(i, name) for i in instruments if _defines(i, name)]
+
+
 class Instruments:
     """The engine's list of instruments, with each hook's callers gathered once."""
 
     def __init__(self) -> None:
         self._all: list[Instrument] = []
         self.spawned: list[Callable[[TaskRecord], None]] = []
-        self.before: list[Callable[[TaskRecord, float], None]] = []
-        self.after: list[Callable[[TaskRecord, float, float], None]] = []
         self.exited: list[Callable[[TaskRecord], None]] = []
         self.abandoned: list[Callable[[TaskRecord], None]] = []
+        self.steps = StepHooks([])
+        self.steps_wanted = False  # whether tasks spawned now get a step wrapper
 
     def add(self, instrument: Instrument) -> None:
         self._all.append(instrument)
@@ -67,38 +121,28 @@ class Instruments:
     def __iter__(self) -> Any:
         return iter(list(self._all))
 
-    @property
-    def steps_wanted(self) -> bool:
-        return bool(self.before or self.after)
-
     def _gather(self) -> None:
-        def overridden(name: str) -> list[Any]:
-            return [
-                getattr(i, name)
-                for i in self._all
-                if getattr(type(i), name, None) is not getattr(Instrument, name)
-            ]
-
-        self.spawned = overridden("task_spawned")
-        self.before = overridden("before_step")
-        self.after = overridden("after_step")
-        self.exited = overridden("task_exited")
-        self.abandoned = overridden("task_abandoned")
+        self.spawned = _overridden(self._all, "task_spawned")
+        self.exited = _overridden(self._all, "task_exited")
+        self.abandoned = _overridden(self._all, "task_abandoned")
+        self.steps = StepHooks(self._all)
+        self.steps_wanted = self.steps.wanted
 
 
 class Stepped:
-    """Drives a kind's coroutine step by step, calling the step hooks around each."""
+    """Drives a kind's coroutine step by step, calling the step hooks around each.
 
-    __slots__ = ("coro", "_record", "_before", "_after")
+    Hot: every step of every task runs through send() (which is also __next__), so
+    it is written out in full, with no call it can do without."""
+
+    __slots__ = ("coro", "_record", "_hooks")
 
     def __init__(
         self, coro: Coroutine[Any, Any, object], record: TaskRecord, instruments: Instruments
     ) -> None:
         self.coro = coro
         self._record = record
-        # The lists as they are now: an instrument added later times later tasks.
-        self._before = instruments.before
-        self._after = instruments.after
+        self._hooks = instruments.steps
 
     def __await__(self) -> Generator[Any, Any, object]:
         return self  # the iterator protocol, by hand: send, throw and close
@@ -106,32 +150,47 @@ class Stepped:
     def __iter__(self) -> Stepped:
         return self
 
-    def __next__(self) -> Any:
-        return self.send(None)
-
-    def send(self, value: Any) -> Any:
+    def send(self, value: Any = None) -> Any:
         record = self._record
-        start = time.perf_counter()
-        for hook in self._before:
-            hook(record, start)
+        hooks = self._hooks
+        step = STEP
+        start = perf_counter()
+        step.now = (start, record)
+        step.excused = 0.0
+        if hooks.before:
+            for hook in hooks.before:
+                hook(record, start)
         try:
             return self.coro.send(value)
         finally:
-            duration = time.perf_counter() - start
-            for after in self._after:
+            duration = perf_counter() - start
+            step.now = None
+            for after in hooks.after:
                 after(record, start, duration)
+            if duration > hooks.threshold:
+                hooks.long_step(record, start, duration)
+
+    __next__ = send  # a task's steps mostly come this way: one call, not two
 
     def throw(self, *exc: Any) -> Any:
         record = self._record
-        start = time.perf_counter()
-        for hook in self._before:
-            hook(record, start)
+        hooks = self._hooks
+        step = STEP
+        start = perf_counter()
+        step.now = (start, record)
+        step.excused = 0.0
+        if hooks.before:
+            for hook in hooks.before:
+                hook(record, start)
         try:
             return self.coro.throw(*exc)
         finally:
-            duration = time.perf_counter() - start
-            for after in self._after:
+            duration = perf_counter() - start
+            step.now = None
+            for after in hooks.after:
                 after(record, start, duration)
+            if duration > hooks.threshold:
+                hooks.long_step(record, start, duration)
 
     def close(self) -> None:
         self.coro.close()

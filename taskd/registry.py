@@ -9,6 +9,8 @@ coroutine frame outlives its task.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import re
 import unicodedata
 from collections.abc import Iterator
 from enum import StrEnum
@@ -44,6 +46,7 @@ class State(StrEnum):
 
 
 FINAL = frozenset({State.DONE, State.CANCELLED, State.FAILED})
+_SERIALS = itertools.count(1)
 
 
 class TaskRecord:
@@ -69,6 +72,8 @@ class TaskRecord:
         "pending_size",
         "parent",
         "children",
+        "steps_run",
+        "serial",
     )
 
     def __init__(self, name: str, kind: str, args: tuple[str, ...]) -> None:
@@ -91,6 +96,8 @@ class TaskRecord:
         self.restored = False  # started again from the state file
         self.parent: str | None = None  # the name of the taskd task that created it
         self.children = 0  # how many tasks it has created (its children's numbers)
+        self.steps_run = 0  # steps it ran on the loop (taskd.steps)
+        self.serial = next(_SERIALS)  # unique in the process, unlike a name or id()
 
     @property
     def finished(self) -> bool:
@@ -105,9 +112,15 @@ def is_pattern(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
+# A plain ASCII name: NFKC leaves it as it is, and it has no look-alike letters.
+_PLAIN_NAME = re.compile(rf"[A-Za-z0-9_.\-]{{1,{MAX_NAME}}}")
+
+
 def check_name(name: str) -> str:
     """NAME as a task is called: NFKC-normalised (so full-width `ａ` is `a`), or
     CommandError if it is not a valid task name."""
+    if _PLAIN_NAME.fullmatch(name) is not None and name != DAEMON_NAME:
+        return name  # the usual name, without the Unicode work below
     name = unicodedata.normalize("NFKC", name)
     if not name:
         raise CommandError(_("a task name cannot be empty"))
@@ -131,7 +144,7 @@ def check_name(name: str) -> str:
 
 def lookalike(name: str) -> str:
     """NAME with its Cyrillic and Greek look-alikes of Latin letters made Latin."""
-    return name.translate(_LOOKALIKE)
+    return name if name.isascii() else name.translate(_LOOKALIKE)
 
 
 class Registry:

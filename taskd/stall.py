@@ -19,10 +19,13 @@ tests/test_reliability_faults.py), and needs no thread. What it cannot see: code
 outside taskd tasks (a task's own create_task children, taskd itself).
 
 A step that has not ended yet (time.sleep(60), or a `while True` with no await that
-never ends) cannot be reported by the loop, which is frozen. So each step also
-leaves its start and task in `_step`, and a watchdog thread, waking every half
-threshold, writes one line straight to fd 2 when a step has run past the threshold:
-the person at a frozen prompt learns at once which task froze it.
+never ends) cannot be reported by the loop, which is frozen. So the step wrapper
+leaves each step's start and task in `instruments.STEP`, and a watchdog thread,
+waking every half threshold, writes one line straight to fd 2 when a step has run
+past the threshold: the person at a frozen prompt learns at once which task froze it.
+
+The watch's own hook is called only for steps over the threshold (its
+`step_threshold`): an ordinary step costs it nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import time
 from typing import TYPE_CHECKING
 
 from . import events as ev
-from .instruments import Instrument
+from .instruments import STEP, Instrument
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -54,6 +57,7 @@ EXCUSED = _Excused()
 
 def excuse(seconds: float) -> None:
     EXCUSED.seconds += seconds
+    STEP.excused += seconds  # not blamed on the step running now
 
 
 class StallWatch(Instrument):
@@ -62,15 +66,13 @@ class StallWatch(Instrument):
     def __init__(self, engine: Engine, threshold: float) -> None:
         self.engine = engine
         self.threshold = threshold
+        self.step_threshold = threshold  # after_step hears of longer steps only
         self.stalls = 0
         # Time spent in garbage collection, which is not the running task's doing:
         # with 100,000 tasks alive one full collection takes about 0.5 s here, and
         # would be blamed on whichever task happened to allocate.
         self.gc_seconds = 0.0
         self._gc_started = 0.0
-        self._gc_at_step = 0.0
-        # The step running now: (its start, its task's record), or None between steps.
-        self._step: tuple[float, TaskRecord | None] | None = None
         self._stopped = threading.Event()
         self._watchdog: threading.Thread | None = None
 
@@ -96,7 +98,7 @@ class StallWatch(Instrument):
         """From a thread: say so while a step is still blocking the loop."""
         announced: tuple[float, TaskRecord | None] | None = None
         while not self._stopped.wait(self.threshold / 2):
-            step = self._step  # one read of a tuple the loop replaces whole
+            step = STEP.now  # one read of a tuple the loop replaces whole
             if step is None or step is announced or EXCUSED.waiting:
                 continue
             started, record = step
@@ -113,22 +115,18 @@ class StallWatch(Instrument):
                 except OSError:  # stderr closed, full or non-blocking and full: say nothing
                     pass
 
-    # -- the step hooks (hot: two calls a step) ------------------------------------
-
-    def before_step(self, record: TaskRecord, start: float) -> None:
-        self._step = (start, record)
-        self._gc_at_step = self.gc_seconds + EXCUSED.seconds
+    # -- the step hook: steps over the threshold only ---------------------------------
 
     def after_step(self, record: TaskRecord, start: float, duration: float) -> None:
-        self._step = None
-        if duration > self.threshold:
-            self.check(record, duration - (self.gc_seconds + EXCUSED.seconds - self._gc_at_step))
+        self.check(record, duration - STEP.excused)
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._gc_started = time.perf_counter()
         else:
-            self.gc_seconds += time.perf_counter() - self._gc_started
+            collected = time.perf_counter() - self._gc_started
+            self.gc_seconds += collected
+            STEP.excused += collected  # the interpreter's pause, not the step's
 
     def check(self, record: TaskRecord | None, blocked: float) -> None:
         """A step of RECORD's task held the loop for BLOCKED seconds (garbage

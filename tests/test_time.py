@@ -243,8 +243,32 @@ async def test_steps_are_bounded_per_task_and_counted(live_daemon: object) -> No
     kept = steps.steps(record)
     assert LIMIT <= len(kept) <= LIMIT + LIMIT // 4
     assert [start for start, _ in kept] == sorted(start for start, _ in kept)
-    assert record not in steps.live and record in steps.finished
+    assert record.finished  # and its steps outlive it
+    await live.execute("new msg y 3 0 --name later")
+    await live.execute("wait later")
+    assert steps.steps(record) == kept
     await asyncio.sleep(0)
+
+
+def test_steps_are_bounded_in_all_by_one_ring() -> None:
+    from taskd.registry import TaskRecord
+    from taskd.steps import StepRecorder
+
+    steps = StepRecorder(capacity=8)
+    origin = steps._origin  # a step's start is kept as seconds from here
+    a, b = TaskRecord("a", "idle", ()), TaskRecord("b", "idle", ())
+    held = sys.getrefcount(a)
+    for i in range(5):
+        steps.after_step(a, origin + i, 0.5)
+    assert sys.getrefcount(a) == held  # a forgotten task's record is not kept alive
+    for i in range(5, 11):
+        steps.after_step(b, origin + i, 0.25)
+    assert steps.count(a) == 5 and steps.count(b) == 6
+    # 11 steps in a ring of 8: a's first three gave way, the rest oldest first.
+    assert steps.steps(a) == [(pytest.approx(3.0), 0.5), (pytest.approx(4.0), 0.5)]
+    assert steps.steps(b) == [(pytest.approx(float(i)), 0.25) for i in range(5, 11)]
+    assert steps.steps_of([b, a]) == {b: steps.steps(b), a: steps.steps(a)}
+    assert steps.steps(TaskRecord("c", "idle", ())) == []
 
 
 # -- transcripts ----------------------------------------------------------------------
