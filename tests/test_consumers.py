@@ -168,3 +168,25 @@ def test_one_reply_larger_than_the_bound_arrives_whole(
     assert b"not being read" not in done.stderr and b"dropped" not in done.stderr
     lines = out.read_text().splitlines()
     assert len(lines) == n + 1 and len(json.loads(lines[-1])) == n
+
+
+async def test_a_sink_on_dev_null_takes_nothing_to_its_thread(tmp_path: Path) -> None:
+    """A served daemon's stdio is /dev/null: its task output costs no hand-over to a
+    writer thread (it cost the loop a GIL hand-off every iteration)."""
+    from taskd.frontends.sinks import StreamSink
+
+    said: list[str] = []
+    with open("/dev/null", "wb") as null, open(tmp_path / "out", "wb") as real:
+        sinks = [
+            StreamSink(f.fileno(), name, lambda *a: said.append("broken"), said.append)
+            for f, name in ((null, "null"), (real, "file"))
+        ]
+        for sink in sinks:
+            sink.put("a line\n" * 1000)
+            sink.put("one more\n")
+        assert sinks[0]._queued == 0 and not sinks[0]._pending
+        for sink in sinks:
+            await sink.drain(DEADLINE)
+            sink.close()
+    assert (tmp_path / "out").read_text() == "a line\n" * 1000 + "one more\n"
+    assert not said
