@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,36 @@ def test_a_full_default_pool_does_not_hold_up_reading_a_file(
     result = run_taskd("new blocking 3600\n" * 33, via=via, timeout=60)
     assert result.status == 0, result.err
     assert result.errors[-1].startswith("taskd: abandoned 32 executor threads still running")
+
+
+def test_end_before_the_input_ends_closes_the_reader_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`end` with more script to come: the reader (an aiofiles file in an async
+    generator) is closed by the script itself, while the loop runs. Left to the
+    garbage collector, its close was a thread hop the stopped loop never finished:
+    'taskd: error: Task was destroyed but it is pending!' about once in 60 runs."""
+    import asyncio
+
+    from taskd.config import Config
+    from taskd.daemon import Daemon
+    from taskd.frontends import streams
+    from taskd.frontends.script import ScriptFrontend
+
+    closed: list[str] = []
+    real = streams.file_chunks
+
+    async def watched(path: str | int) -> AsyncGenerator[bytes, None]:
+        try:
+            async for chunk in real(path):
+                yield chunk
+        finally:  # by whom: the script, or the loop's finalizer hook (a task of its own)
+            task = asyncio.current_task()
+            closed.append("finalizer" if "athrow" in repr(task and task.get_coro()) else "script")
+
+    monkeypatch.setattr(streams, "file_chunks", watched)
+    script = tmp_path / "early.tdc"
+    script.write_text("new idle --name i\nend\n" + "show\n" * 50_000)  # 250 kB: more to read
+    assert Daemon(Config()).run(ScriptFrontend(str(script))) == 0
+    assert closed == ["script"]
+    assert "Task was destroyed" not in capfd.readouterr().err

@@ -9,7 +9,8 @@ lost. End of input means end: the front-end asks the daemon to end.
 from __future__ import annotations
 
 import errno
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 
 from ..daemon import Daemon
 from ..errors import CommandError
@@ -63,7 +64,7 @@ class ScriptFrontend:
                 "dropped and counted from now on"
             )
 
-    def _chunks(self) -> AsyncIterator[bytes]:
+    def _chunks(self) -> AsyncGenerator[bytes, None]:
         if self.source == "-":
             return stdin_chunks()
         return path_chunks(self.source)
@@ -71,8 +72,20 @@ class ScriptFrontend:
     async def run(self, daemon: Daemon) -> None:
         assert self._output is not None
         reply = Reply(self._output)
+        # Closed here, whether the input ends or `end` comes first: a reader left
+        # suspended would be closed by the garbage collector later, its file's close
+        # a thread hop that the stopped loop never finishes ("Task was destroyed
+        # but it is pending!" after a script's `end`, about once in 60 runs).
+        chunks = self._chunks()
+        async with aclosing(chunks), aclosing(split_lines(chunks, MAX_LINE)) as lines:
+            await self._run_lines(daemon, reply, lines)
+
+    async def _run_lines(
+        self, daemon: Daemon, reply: Reply, lines: AsyncIterator[bytes | LineTooLong]
+    ) -> None:
+        assert self._output is not None
         lineno = 0
-        async for raw in split_lines(self._chunks(), MAX_LINE):
+        async for raw in lines:
             lineno += 1
             try:
                 try:

@@ -25,8 +25,9 @@ import asyncio
 import os
 import stat
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 
 import aiofiles
 
@@ -67,7 +68,7 @@ def _reopen(fd: int) -> int | None:
         return None
 
 
-async def _pipe_chunks(fd: int) -> AsyncIterator[bytes]:
+async def _pipe_chunks(fd: int) -> AsyncGenerator[bytes, None]:
     """FD (ours, closed at the end) through an asyncio pipe reader."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=CHUNK)
@@ -80,13 +81,14 @@ async def _pipe_chunks(fd: int) -> AsyncIterator[bytes]:
         pipe.close()
         raise
     try:
-        async for chunk in _reader_chunks(reader):
-            yield chunk
+        async with aclosing(_reader_chunks(reader)) as chunks:
+            async for chunk in chunks:
+                yield chunk
     finally:
         transport.close()
 
 
-async def stdin_chunks() -> AsyncIterator[bytes]:
+async def stdin_chunks() -> AsyncGenerator[bytes, None]:
     """Standard input in chunks, from whichever reader fits what fd 0 is."""
     fd = _reopen(0)
     if fd is not None:
@@ -96,24 +98,27 @@ async def stdin_chunks() -> AsyncIterator[bytes]:
         except (OSError, ValueError):
             pass  # not something the loop can watch: read it on a thread instead
         else:
-            if first is not None:
-                yield first
-                async for chunk in chunks:
-                    yield chunk
+            async with aclosing(chunks):
+                if first is not None:
+                    yield first
+                    async for chunk in chunks:
+                        yield chunk
             return
-    async for chunk in file_chunks(0):
-        yield chunk
+    async with aclosing(file_chunks(0)) as chunks:
+        async for chunk in chunks:
+            yield chunk
 
 
-async def path_chunks(path: str) -> AsyncIterator[bytes]:
+async def path_chunks(path: str) -> AsyncGenerator[bytes, None]:
     """A script file in chunks; a named FIFO is opened without holding the exit."""
     try:
         fifo = stat.S_ISFIFO(os.stat(path).st_mode)
     except OSError:
         fifo = False
     if not fifo:
-        async for chunk in file_chunks(path):
-            yield chunk
+        async with aclosing(file_chunks(path)) as chunks:
+            async for chunk in chunks:
+                yield chunk
         return
     loop = asyncio.get_running_loop()
     opened: asyncio.Future[int] = loop.create_future()
@@ -129,8 +134,9 @@ async def path_chunks(path: str) -> AsyncIterator[bytes]:
     threading.Thread(target=open_fifo, name="taskd-fifo-open", daemon=True).start()
     with freeze(loop):
         fd = await opened
-    async for chunk in _pipe_chunks(fd):
-        yield chunk
+    async with aclosing(_pipe_chunks(fd)) as chunks:
+        async for chunk in chunks:
+            yield chunk
 
 
 def _settle(future: asyncio.Future[int], value: int | OSError) -> None:
@@ -144,7 +150,7 @@ def _settle(future: asyncio.Future[int], value: int | OSError) -> None:
         future.set_result(value)
 
 
-async def _reader_chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+async def _reader_chunks(reader: asyncio.StreamReader) -> AsyncGenerator[bytes, None]:
     while True:
         with freeze():
             chunk = await reader.read(CHUNK)
@@ -153,7 +159,7 @@ async def _reader_chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def file_chunks(path: str | int) -> AsyncIterator[bytes]:
+async def file_chunks(path: str | int) -> AsyncGenerator[bytes, None]:
     """A file read through aiofiles in 64 KiB chunks: one thread hop per chunk, not
     per line (a hop costs 50-95 us here, which per line would cap us at ~15k lines/s).
 
@@ -192,7 +198,7 @@ class LineTooLong:
 
 async def split_lines(
     chunks: AsyncIterator[bytes], limit: int
-) -> AsyncIterator[bytes | LineTooLong]:
+) -> AsyncGenerator[bytes | LineTooLong, None]:
     """Lines without their newline; a last line without one still counts. A line
     over LIMIT bytes is not kept in memory: it comes out as a LineTooLong."""
     partial = bytearray()
