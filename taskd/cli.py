@@ -223,12 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
-        os._exit(130)
+        from .climini import interrupted
+
+        interrupted()
 
 
 def _main(argv: Sequence[str] | None) -> int:

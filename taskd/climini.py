@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NoReturn
 
 from . import client
 from .sockpath import SocketError, resolve
@@ -47,12 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return light_main(args[0], args[1:])
     except KeyboardInterrupt:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
-        os._exit(130)
+        interrupted()
+
+
+def interrupted() -> NoReturn:
+    """Ctrl-C outside the loop: what was printed goes out, then exit 130, quietly."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    os._exit(130)
 
 
 def light_main(name: str, argv: list[str]) -> int:
