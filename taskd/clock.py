@@ -228,35 +228,40 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     ) -> asyncio.Future[_T]:
         """The clock is held until FUNC has returned in its thread, not merely until
         the future is done: an await cancelled while the thread works on (asyncio05)
-        leaves a thread that will still print, and time must not run past it."""
+        leaves a thread that will still print, and time must not run past it. Nor is
+        it released before the future is done: between the thread's return and its
+        result reaching the loop, a loaded machine leaves a gap in which the clock
+        would jump past the awaiting task's next step."""
         if executor is not None and executor in self._exempt:
             return super().run_in_executor(executor, func, *args)
         lock = threading.Lock()
-        state = [False, False]  # the work started, the hold was released
+        state = {"started": False, "returned": False, "done": False, "released": False}
 
-        def release_once() -> None:
+        def release_when_over() -> None:
             with lock:
-                if state[1]:
+                over = state["done"] and (state["returned"] or not state["started"])
+                if state["released"] or not over:
                     return
-                state[1] = True
+                state["released"] = True
             self.release()
 
         def work() -> _T:
             with lock:
-                state[0] = True
+                state["started"] = True
             try:
                 return func(*args)
             finally:
+                with lock:
+                    state["returned"] = True
                 try:
-                    self.call_soon_threadsafe(release_once)
+                    self.call_soon_threadsafe(release_when_over)
                 except RuntimeError:  # the loop is closed: nobody holds anything now
                     pass
 
         def settled(_future: asyncio.Future[_T]) -> None:
             with lock:
-                started = state[0]
-            if not started:  # cancelled before a thread took it: it never will
-                release_once()
+                state["done"] = True
+            release_when_over()  # unless its thread still works (a cancelled await)
 
         self.acquire()
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 import threading
 import time
@@ -83,6 +84,47 @@ def test_two_runs_record_identical_times_and_events() -> None:
     assert (2.5, "call_later 2.5") in first and (3.0, "c 0") in first
     assert first[-1] == (34.0, "timeout")  # 4.0 (the last ticker, a) + 30
     assert [e for _, e in first if e.startswith("a")] == [f"a {n}" for n in range(8)]
+
+
+class _LateResults(concurrent.futures.Executor):
+    """Runs each call on a thread of its own, and hands its result over RESULT_LAG
+    seconds after it returned: what a loaded machine does between the two."""
+
+    RESULT_LAG = 0.3
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def run() -> None:
+            future.set_running_or_notify_cancel()
+            result = fn(*args, **kwargs)
+            time.sleep(self.RESULT_LAG)  # the fault injected, not a wait for the test
+            future.set_result(result)
+
+        threading.Thread(target=run, daemon=True).start()
+        return future
+
+
+def test_the_clock_is_held_until_the_threads_result_reaches_the_loop() -> None:
+    """Released when the thread returned, the clock jumped 100 s before the awaiting
+    task got its result (CI under load: 'sleeper' came first)."""
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        order: list[str] = []
+
+        async def in_thread() -> None:
+            await loop.run_in_executor(_LateResults(), time.sleep, 0.01)
+            order.append("thread")
+
+        async def sleeper() -> None:
+            await asyncio.sleep(100)
+            order.append("sleeper")
+
+        await asyncio.gather(in_thread(), sleeper())
+        return order
+
+    assert run_virtual(main()) == ["thread", "sleeper"]
 
 
 def test_a_thread_holds_the_clock_until_it_returns() -> None:
