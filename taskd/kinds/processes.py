@@ -30,6 +30,7 @@ from . import _sessions as sessions
 from ._spec import Arg, builtin, command_line
 
 CHUNK = 1 << 16
+KILLED_PATIENCE = 0.2  # seconds a SIGKILLed session is given to be gone
 LINGER = 0.25  # seconds of reading after the session is gone and the pipe is not
 
 
@@ -122,6 +123,13 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
             await asyncio.wait_for(_finish(process), CANCEL_GRACE.get() / 2)
         except TimeoutError:
             pass  # someone left the session (setsid) and holds the pipe: let it go
+        try:
+            # The KILLed grandchildren's exits, so that `cancelled` means gone (a
+            # loaded machine had one still there when the reply came); a process
+            # stuck in the kernel is not waited for long.
+            await asyncio.wait_for(sessions.gone(sid), KILLED_PATIENCE)
+        except TimeoutError:
+            pass
 
 
 class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
