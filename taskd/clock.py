@@ -226,12 +226,10 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
     def run_in_executor(  # type: ignore[override]
         self, executor: Any, func: Callable[..., _T], *args: Any
     ) -> asyncio.Future[_T]:
-        """The clock is held until FUNC has returned in its thread, not merely until
-        the future is done: an await cancelled while the thread works on (asyncio05)
-        leaves a thread that will still print, and time must not run past it. Nor is
-        it released before the future is done: between the thread's return and its
-        result reaching the loop, a loaded machine leaves a gap in which the clock
-        would jump past the awaiting task's next step."""
+        """The clock is held until FUNC has returned in its thread (an await cancelled
+        while the thread works on, asyncio05, leaves a thread that will still print)
+        and its future is done (between the two, under load, the clock would jump
+        past the awaiting task's next step)."""
         if executor is not None and executor in self._exempt:
             return super().run_in_executor(executor, func, *args)
         lock = threading.Lock()

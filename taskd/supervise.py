@@ -271,7 +271,7 @@ class Groups:
 
     def _grant(self, group: Group) -> None:
         queue = group.queue
-        while queue and (group.parallel is None or group.running < group.parallel):
+        while queue and group.has_room():
             _, future = queue.popitem(last=False)
             self._positions = None
             if not future.done():  # a cancelled waiter gives its turn away
@@ -388,7 +388,7 @@ async def in_group(
     """supervise() for options that only name a GROUP of GROUPS (`new --group G`, the
     usual way through a group of thousands): the same states, queue and slot, with
     nothing of restarts, --after or --timeout to keep."""
-    if group.queue or not (group.parallel is None or group.running < group.parallel):
+    if group.queue or not group.has_room():
         hooks.set_state("queued")
         await groups.wait(group.name, key)
     else:
