@@ -134,3 +134,21 @@ def test_stdout_closed_from_the_start(env: dict[str, str], tmp_path: Path) -> No
     assert proc.stderr == b""
     text = log.read_text()
     assert "t done" in text and "started t\n" not in text and "NAME" not in text
+
+
+def test_writer_threads_wait_at_most_a_millisecond_for_the_gil(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The switch interval a task sees inside taskd: the writer threads' share of a
+    busy loop's GIL (cli._tune_threads; tests/bench responsive measures the effect)."""
+    (tmp_path / "probe.py").write_text(
+        "import sys\n\nasync def interval():\n    print(f'switch {sys.getswitchinterval()}')\n"
+    )
+    (tmp_path / "taskd.toml").write_text('[kinds]\ninterval = "probe:interval"\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "taskd", "--config", str(tmp_path / "taskd.toml")],
+        input="new interval --name p\nwait\n", capture_output=True, text=True, env=env,
+        cwd=tmp_path, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "[p] switch 0.001\n" in proc.stdout
