@@ -20,7 +20,6 @@ import asyncio
 import gc
 import signal
 import sys
-import threading
 import time
 import traceback
 import weakref
@@ -38,7 +37,7 @@ from .engine import Engine, one_line
 from .errors import CommandError
 from .eventlog import THREAD_NAME
 from .events import Event, Sink
-from .executor import TaskExecutor
+from .executor import TaskExecutor, release
 from .instruments import Instrument
 from .kinds import Kind
 from .kinds.processes import kill_groups
@@ -51,7 +50,6 @@ from .reply import Reply
 from .stall import StallWatch
 from .steps import StepRecorder
 
-WORKER_PREFIX = "taskd-worker"
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 MAX_NAMED = 10  # names in one line about the end (the rest are counted)
 GUARD_EVERY = 0.5  # seconds between checks that sys.stdout is still taskd's capture
@@ -219,7 +217,7 @@ class Daemon:
         loop = self._new_loop()
         asyncio.set_event_loop(loop)
         loop.set_exception_handler(self._on_loop_error)
-        executor = TaskExecutor(self.config.workers, thread_name_prefix=WORKER_PREFIX)
+        executor = TaskExecutor(self.config.workers)
         loop.set_default_executor(executor)
         serving = _OwnTask(self.serve(frontend, *more), loop=loop, name="taskd:serve")
         serving.refused = self._refused
@@ -601,39 +599,15 @@ class Daemon:
         return asyncio.new_event_loop()
 
     def _release_executor(self, executor: ThreadPoolExecutor, deadline: float) -> None:
-        """Shut the default executor down without waiting on threads past DEADLINE.
-
-        A thread blocked in time.sleep cannot be stopped; it is named and abandoned
-        (the caller then leaves with os._exit, since the interpreter would join it).
-        """
-        executor.shutdown(wait=False, cancel_futures=True)
-        workers: list[str] = []
-        others: list[str] = []
-        for thread in threading.enumerate():
-            if thread is threading.current_thread() or thread.daemon:
-                continue
-            name = thread.name
-            if name.startswith("taskd-") and not name.startswith(WORKER_PREFIX):
-                continue  # taskd's own pools: idle ones leave at exit; a stuck log says so
-            # Any other thread the interpreter would join at exit: the executor's, a
-            # log writer stuck in a write, a kind's own non-daemon thread.
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if not thread.is_alive():
-                continue
-            self.abandoned_threads.append(thread.name)
-            if thread.name.startswith(WORKER_PREFIX) or thread.name.startswith("taskd:"):
-                workers.append(thread.name.removeprefix("taskd:"))
-            else:
-                others.append(thread.name)
+        """Release the executor (executor.release) and name the threads left running."""
+        workers, others = release(executor, deadline)
+        self.abandoned_threads += workers + others
         saved = self._saved_std[1] if self._saved_std else sys.stderr
         if workers:
-            busy = ", ".join(n for n in workers if not n.startswith(WORKER_PREFIX))
+            busy = ", ".join(n.removeprefix("taskd:") for n in workers if n.startswith("taskd:"))
             text = f"abandoned {len(workers)} executor thread{'s' if len(workers) > 1 else ''}"
-            print(
-                f"taskd: {text} still running" + (f" ({busy})" if busy else ""),
-                file=saved,
-                flush=True,
-            )
+            print(f"taskd: {text} still running" + (f" ({busy})" if busy else ""), file=saved,
+                  flush=True)
         if others:
             print(
                 f"taskd: abandoned {len(others)} thread{'s' if len(others) > 1 else ''} "

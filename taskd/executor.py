@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -71,3 +72,29 @@ class TaskExecutor(ThreadPoolExecutor):
             end_thread_lines()
             with self._busy_lock:
                 self._busy -= 1
+
+
+def release(executor: ThreadPoolExecutor, deadline: float) -> tuple[list[str], list[str]]:
+    """Shut EXECUTOR down without waiting on a thread past DEADLINE (monotonic); return
+    the names of the threads still running then: (executor threads, other threads).
+
+    A thread blocked in time.sleep cannot be stopped: it is named and abandoned (the
+    caller then leaves with os._exit, since the interpreter would join it).
+    """
+    executor.shutdown(wait=False, cancel_futures=True)
+    workers: list[str] = []
+    others: list[str] = []
+    for thread in threading.enumerate():
+        if thread is threading.current_thread() or thread.daemon:
+            continue
+        name = thread.name
+        if name.startswith("taskd-") and not name.startswith(WORKER_PREFIX):
+            continue  # taskd's own pools: idle ones leave at exit; a stuck log says so
+        # Any other thread the interpreter would join at exit: the executor's, a log
+        # writer stuck in a write, a kind's own non-daemon thread.
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            is_worker = name.startswith(WORKER_PREFIX) or name.startswith("taskd:")
+            (workers if is_worker else others).append(name)
+    return workers, others
+
