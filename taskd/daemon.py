@@ -29,7 +29,6 @@ from typing import Any, Protocol
 
 from . import clocks, commands, formatting
 from . import events as ev
-from .capture import TaskStream
 from .clock import new_virtual_loop
 from .config import Config
 from .context import CANCEL_GRACE, CURRENT, IN_CONSOLE
@@ -48,11 +47,11 @@ from .persist import Persistence
 from .registry import Registry, State, TaskRecord
 from .reply import Reply
 from .stall import StallWatch
+from .stdcapture import StdCapture
 from .steps import StepRecorder
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 MAX_NAMED = 10  # names in one line about the end (the rest are counted)
-GUARD_EVERY = 0.5  # seconds between checks that sys.stdout is still taskd's capture
 
 
 def _bounded(names: list[str]) -> str:
@@ -79,24 +78,6 @@ class Frontend(Protocol):
 
     async def aclose(self) -> None:
         """Release the front-end's streams, after everything was written."""
-
-
-class _CaptureOnExit(Instrument):
-    """When a task ends: the capture's last unfinished line of it comes out before its
-    end; and if a task replaced sys.stdout or sys.stderr (and did not put them back),
-    which would take every later task's output with it, taskd's capture is put back
-    (a timer checks too, for a replacer that keeps running). One instrument, not two:
-    its hook runs for every task that ends."""
-
-    def __init__(self, daemon: Daemon, out: TaskStream, err: TaskStream) -> None:
-        self._daemon = daemon
-        self._out = out
-        self._err = err
-
-    def task_exited(self, record: TaskRecord) -> None:
-        self._out.flush_record(record)
-        if sys.stdout is not self._out or sys.stderr is not self._err:
-            self._daemon.guard_std()
 
 
 class _OwnTask(asyncio.Task):  # type: ignore[type-arg]
@@ -156,10 +137,7 @@ class Daemon:
         self.steps = StepRecorder()  # for `timeline` and `log --steps`
         self._end_requested: asyncio.Event | None = None
         self._hurry: asyncio.Event | None = None
-        self._saved_std: tuple[Any, Any] | None = None
-        self._capture: tuple[TaskStream, TaskStream] | None = None
-        self._std_replaced = False  # said once
-        self._guard_timer: asyncio.TimerHandle | None = None
+        self.std = StdCapture(self.engine.task_line, self.report)
         self._refusals: dict[str, list[str]] = {}  # task -> taskd tasks it tried to cancel
         self._gc_was_enabled = False
         # Turn the collector back on when run() returns (shutdown() turned it off).
@@ -232,7 +210,7 @@ class Daemon:
             started_closing = time.monotonic()
             loop.run_until_complete(loop.shutdown_asyncgens())
             self._release_executor(executor, started_closing + 0.5)
-            self._restore_std()
+            self.std.restore()
             asyncio.set_event_loop(None)
             loop.close()
             clocks.reset()
@@ -260,8 +238,9 @@ class Daemon:
                 self._present_to(output)
         self.started = time.monotonic()
         lag = asyncio.get_running_loop().create_task(self.lag.run(), name="taskd:lag")
-        self._capture_std()
-        self._guard_timer = loop.call_later(GUARD_EVERY, self._guard_often)
+        primary = self._outputs[0] if self._outputs else self._default
+        self.std.start(primary.write, primary.error)
+        self.engine.instruments.add(self.std)
         self._install_signals()
         watch = StallWatch(self.engine, self.config.stall_threshold)
         watch.start()
@@ -271,8 +250,7 @@ class Daemon:
                 await self._main()
         finally:
             lag.cancel()
-            if self._guard_timer is not None:
-                self._guard_timer.cancel()
+            self.std.stop_guard()
             watch.stop()
             await self.shutdown()
             self._remove_signals()
@@ -494,41 +472,6 @@ class Daemon:
 
     # -- output ------------------------------------------------------------------
 
-    def _capture_std(self) -> None:
-        """Make print() inside a task that task's output, for the daemon's lifetime."""
-        loop = asyncio.get_running_loop()
-        primary = self._outputs[0] if self._outputs else self._default
-        out = TaskStream(loop, self.engine.task_line, primary.write)
-        err = TaskStream(loop, self.engine.task_line, primary.error)
-        self.engine.instruments.add(_CaptureOnExit(self, out, err))
-        self._saved_std = (sys.stdout, sys.stderr)
-        self._capture = (out, err)
-        sys.stdout, sys.stderr = out, err
-
-    def guard_std(self) -> None:
-        """Put taskd's capture back if a task replaced sys.stdout or sys.stderr."""
-        if self._capture is None or self._saved_std is None:
-            return
-        out, err = self._capture
-        if sys.stdout is out and sys.stderr is err:
-            return
-        which = " and ".join(
-            n for n, s, c in (("sys.stdout", sys.stdout, out), ("sys.stderr", sys.stderr, err))
-            if s is not c
-        )
-        sys.stdout, sys.stderr = out, err
-        if not self._std_replaced:
-            self._std_replaced = True
-            self.report(
-                f"error: a task replaced {which}; taskd's capture is back, so later "
-                "output is not lost"
-            )
-
-    def _guard_often(self) -> None:
-        self.guard_std()
-        loop = asyncio.get_running_loop()
-        self._guard_timer = loop.call_later(GUARD_EVERY, self._guard_often)
-
     def _refused(self, task: asyncio.Task[Any], record: TaskRecord) -> None:
         """Task RECORD tried to cancel taskd's own TASK: refused; said once a task,
         at the end of this loop turn (one line however many it tried)."""
@@ -544,11 +487,6 @@ class Daemon:
             f"error: task {name} tried to cancel {len(names)} of taskd's own task"
             f"{'s' if len(names) != 1 else ''} ({_bounded(names)}); refused"
         )
-
-    def _restore_std(self) -> None:
-        if self._saved_std is not None:
-            sys.stdout, sys.stderr = self._saved_std
-            self._saved_std = None
 
     def _task_factory(
         self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
@@ -602,7 +540,7 @@ class Daemon:
         """Release the executor (executor.release) and name the threads left running."""
         workers, others = release(executor, deadline)
         self.abandoned_threads += workers + others
-        saved = self._saved_std[1] if self._saved_std else sys.stderr
+        saved = self.std.saved[1] if self.std.saved else sys.stderr
         if workers:
             busy = ", ".join(n.removeprefix("taskd:") for n in workers if n.startswith("taskd:"))
             text = f"abandoned {len(workers)} executor thread{'s' if len(workers) > 1 else ''}"

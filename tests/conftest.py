@@ -286,7 +286,7 @@ async def live_daemon() -> AsyncIterator[Callable[..., Any]]:
         daemon = Daemon(config or Config(), kinds)
         frontend = IdleFrontend()
         serving = asyncio.get_running_loop().create_task(daemon.serve(frontend))
-        while daemon._end_requested is None or daemon._saved_std is None:
+        while daemon._end_requested is None or daemon.std.saved is None:
             if serving.done():
                 serving.result()  # serve() failed early: say why
             await asyncio.sleep(0)  # until serve() has opened its output and capture
@@ -297,7 +297,7 @@ async def live_daemon() -> AsyncIterator[Callable[..., Any]]:
     for daemon, serving in running:
         daemon.request_end()
         await asyncio.wait_for(serving, 30)
-        daemon._restore_std()
+        daemon.std.restore()
 
 
 class ListFrontend(IdleFrontend):

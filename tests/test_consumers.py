@@ -29,7 +29,7 @@ async def test_two_front_ends_get_their_own_replies_and_both_see_events() -> Non
     daemon = Daemon(Config(cancel_grace=GRACE))
     first, second = IdleFrontend(), IdleFrontend()
     serving = asyncio.get_running_loop().create_task(daemon.serve(first, second))
-    while daemon._saved_std is None:
+    while daemon.std.saved is None:
         await asyncio.sleep(0)
     try:
         await daemon.execute("new tick 0.001 2 --name t", Reply(first.output))
@@ -38,7 +38,7 @@ async def test_two_front_ends_get_their_own_replies_and_both_see_events() -> Non
     finally:
         daemon.request_end()
         await asyncio.wait_for(serving, DEADLINE)
-        daemon._restore_std()
+        daemon.std.restore()
     one, two = first.output.lines, second.output.lines
     assert "started t" in one and "started t" not in two
     assert any(line.startswith("NAME ") for line in two)
