@@ -24,7 +24,7 @@ from ..fragments import Line, plain
 from ..sockpath import peer_allowed
 
 if TYPE_CHECKING:
-    from .sockserver import SocketServer
+    from .sockserver import Held, SocketServer
 
 WRITE_AT = 64 << 10  # bytes gathered before writing without waiting for the loop's turn
 MAX_QUEUED = 1000  # requests read ahead of the one running; then reading pauses
@@ -87,6 +87,11 @@ class Connection(asyncio.Protocol):
         self._discarding = False  # inside a line over the limit, until its newline
         self._outbuf: list[bytes] = []
         self._outsize = 0
+        # Events handed while it was not reading: written, in order and before
+        # anything else, once its transport has drained (or something else is sent).
+        self._held: list[Held] = []
+        self._held_size = 0
+        self._watching = False  # transport limits lowered: resume_writing when drained
         self._flush_scheduled = False
         self._can_write = asyncio.Event()
         self._can_write.set()
@@ -248,10 +253,13 @@ class Connection(asyncio.Protocol):
             await self._can_write.wait()  # resume_writing(), or the connection's end
 
     def pause_writing(self) -> None:
-        self._can_write.clear()
+        if not self._watching:  # while watching, the held events are checked instead
+            self._can_write.clear()
 
     def resume_writing(self) -> None:
         self._can_write.set()
+        if self._watching:
+            self._release()  # drained: it reads after all
 
     async def _run(self, req: protocol.Request) -> None:
         rid = req.rid
@@ -306,17 +314,62 @@ class Connection(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self._flush)
 
     def backlog(self) -> int:
-        """Bytes queued for this client and not yet taken by its socket."""
+        """Bytes queued for this client and not yet taken by its socket (for held
+        events, an upper bound)."""
         transport = self._transport
-        return self._outsize + (transport.get_write_buffer_size() if transport else 0)
+        return (
+            self._outsize
+            + self._held_size
+            + (transport.get_write_buffer_size() if transport else 0)
+        )
+
+    def behind(self, size: int) -> bool:
+        """Is SIZE or more waiting in its transport, beyond what its socket took?"""
+        transport = self._transport
+        return transport is not None and transport.get_write_buffer_size() >= size
 
     def write_events(self, data: bytes) -> None:
         """Events gathered for all subscribers, after what was queued before them."""
         if self.closed or self._transport is None:
             return
-        if self._outbuf:
+        if self._outbuf or self._held:
             self._flush()
         self._transport.write(data)
+
+    def hold(self, held: Held) -> None:
+        """Events gathered for all subscribers while none was reading: kept as they
+        are until this one's transport drains (resume_writing, with the limits
+        lowered to nothing), then encoded and written."""
+        transport = self._transport
+        if self.closed or transport is None:
+            return
+        if self._outbuf:
+            self._flush()
+        self._held.append(held)
+        self._held_size += held.size
+        if not self._watching:
+            self._watching = True
+            transport.set_write_buffer_limits(high=0)  # pause_writing now, resume drained
+        if not transport.get_write_buffer_size():
+            self._release()  # drained already: no resume_writing is coming
+
+    def _release(self) -> None:
+        """Write the held events (first of what is queued), and watch no longer."""
+        transport = self._transport
+        if self._watching and transport is not None and not self.closed:
+            self._watching = False
+            transport.set_write_buffer_limits(high=self.server.max_buffer)
+        held = self._held
+        if not held or self.closed or transport is None:
+            return
+        data = b"".join([h.encoded() for h in held]) if len(held) > 1 else held[0].encoded()
+        held.clear()
+        self._held_size = 0
+        transport.write(data)
+        if transport.get_write_buffer_size() > self.server.max_buffer:
+            # Over the bound (pause_writing was ignored while watching): the next
+            # command waits for resume_writing, as it would have.
+            self._can_write.clear()
 
     def cut_off(self) -> None:
         """Past the bound with events: the client was not reading, and nobody waits
@@ -324,6 +377,8 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         self._outbuf.clear()
+        self._held.clear()
+        self._held_size = 0
         if self._transport is not None:
             self._transport.abort()
         self._closed()  # first: the report is an event, which must not come back here
@@ -334,7 +389,11 @@ class Connection(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self.closed or not self._outbuf or self._transport is None:
+        if self.closed or self._transport is None:
+            return
+        if self._held:
+            self._release()  # they came first
+        if not self._outbuf:
             return
         data = b"".join(self._outbuf) if len(self._outbuf) > 1 else self._outbuf[0]
         self._outbuf.clear()
@@ -360,6 +419,8 @@ class Connection(asyncio.Protocol):
             return
         self.closed = True
         self._queue.clear()
+        self._held.clear()
+        self._held_size = 0
         self.server.unsubscribe(self)
         self.server.connections.discard(self)
         worker = self._worker
