@@ -11,6 +11,7 @@ the lines of different clients interleave.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import select
 from collections import deque
@@ -425,7 +426,10 @@ class Connection(asyncio.Protocol):
         self.server.connections.discard(self)
         worker = self._worker
         if worker is not None and worker is not asyncio.current_task():
-            worker.cancel()  # the running command (a `wait`, say) goes; its tasks go on
+            # The running command (a `wait`, say) goes; its tasks go on. Asked from no
+            # task's context: a cut-off comes in that of the task whose output passed
+            # the bound, and a task's cancel of taskd's own tasks is refused.
+            contextvars.Context().run(worker.cancel)
         self._wakeup.set()
         self._can_write.set()
 
