@@ -722,3 +722,41 @@ def test_held_events_count_at_no_less_than_their_bytes_against_the_bound(
             await server.aclose()
 
     _run_on(loop, main)
+
+
+@pytest.mark.parametrize("loop", _loops())
+def test_a_client_that_read_held_events_then_stops_still_waits_for_room(
+    tmp_path: Path, loop: str
+) -> None:
+    """Held events written along with a reply leave the transport's pause spent;
+    the client's commands still wait once their replies pass the bound, and it
+    gets every line when it reads."""
+
+    async def main() -> None:
+        path = str(tmp_path / "run" / "taskd.sock")
+        daemon = FakeDaemon()
+        server = SocketServer(daemon)
+        await server.start(path)
+        try:
+            sock, buf = await _subscribed(path)
+            (conn,) = server.subscribers
+            for i in range(20_000):
+                daemon.bus.emit("t1", OUTPUT, {"text": f"event {i}"})
+            assert conn._held
+            requests = b"".join(protocol.request(10 + i, "lines 100000") for i in range(8))
+            await asyncio.get_running_loop().sock_sendall(sock, requests)  # ~14 MB of replies
+            await until(lambda: not conn._can_write.is_set(), "the commands waiting for room")
+            assert len(daemon.executed) < 8  # held back: what it has not taken is bounded
+            for i in range(20_000):
+                assert json.loads(await _line(sock, buf))["event"]["fields"]["text"] == (
+                    f"event {i}"
+                )
+            for rid in range(10, 18):
+                for i in range(100_000):
+                    assert json.loads(await _line(sock, buf)) == {"id": rid, "out": f"line {i}"}
+                assert json.loads(await _line(sock, buf)) == {"id": rid, "done": True, "ok": True}
+            sock.close()
+        finally:
+            await server.aclose()
+
+    _run_on(loop, main)

@@ -250,6 +250,11 @@ class Connection(asyncio.Protocol):
         the bound: a client that asks and never reads holds only its own requests.
         Pushed events are another matter: past the bound, the client is cut off."""
         self._flush()
+        transport = self._transport
+        if transport is not None and transport.get_write_buffer_size() > self.server.max_buffer:
+            # Over the bound with the transport's pause already spent (it was asked
+            # while held events were watched, and ignored): resume_writing ends it.
+            self._can_write.clear()
         while not self.closed and not self._can_write.is_set():
             await self._can_write.wait()  # resume_writing(), or the connection's end
 
@@ -367,10 +372,6 @@ class Connection(asyncio.Protocol):
         held.clear()
         self._held_size = 0
         transport.write(data)
-        if transport.get_write_buffer_size() > self.server.max_buffer:
-            # Over the bound (pause_writing was ignored while watching): the next
-            # command waits for resume_writing, as it would have.
-            self._can_write.clear()
 
     def cut_off(self) -> None:
         """Past the bound with events: the client was not reading, and nobody waits
