@@ -118,3 +118,37 @@ def test_garbage_never_raises(raw: bytes) -> None:
 def test_any_json_never_raises(value: object) -> None:
     result = protocol.parse_request(json.dumps(value).encode())
     assert isinstance(result, ProtocolError | Request)
+
+
+@given(
+    st.text(max_size=20),
+    st.text(st.characters(exclude_categories=()), max_size=200),
+    st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.just(1764131000.5)),
+)
+def test_a_task_line_is_the_event_the_general_way_gives(task: str, line: str, ts: float) -> None:
+    """output_event, the socket's short way for task output, says byte for byte what
+    event() says with present_plain's text; only a line it cannot encode is left."""
+    from taskd.events import OUTPUT, Event
+    from taskd.formatting import present_plain
+
+    ev = Event(task, OUTPUT, {"text": line})
+    ev.ts = ts
+    general = protocol.event(task, OUTPUT, ts, ev.fields, present_plain(ev))
+    short = protocol.output_event(task, ts, line)
+    if short is None:
+        assert any(0xD800 <= ord(c) <= 0xDFFF for c in task + line)
+    else:
+        assert short == general
+    bound = protocol.output_event_bound(task, line)
+    if bound is None:
+        assert not (task + line).isascii()
+    else:
+        assert short is not None
+        assert 0 <= bound - len(short) == 24 - len(repr(ts))
+
+
+def test_the_bound_of_a_line_holds_for_the_longest_timestamps() -> None:
+    for ts in (-2.2250738585072014e-308, -1.7976931348623157e308, 0.0, 1795670569.7283242):
+        short = protocol.output_event("t", ts, 'a "quoted" \\ \x01 line')
+        bound = protocol.output_event_bound("t", 'a "quoted" \\ \x01 line')
+        assert short is not None and bound is not None and len(short) <= bound

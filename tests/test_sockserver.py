@@ -591,3 +591,172 @@ async def test_another_user_is_refused_with_one_line_and_it_is_reported(
         await client.close()
     finally:
         await server.aclose()
+
+
+# -- subscribers that are not reading ----------------------------------------------
+
+
+def _loops() -> list[str]:
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return ["asyncio"]
+    return ["asyncio", "uvloop"]
+
+
+def _run_on(loop: str, main: Any) -> None:
+    """MAIN() on LOOP (uvloop's transports report their buffer their own way)."""
+    factory = None
+    if loop == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(asyncio.wait_for(main(), TIMEOUT))
+
+
+async def _line(sock: socket.socket, buf: bytearray) -> bytes:
+    """The next line SOCK sends (BUF: what was read past the last one)."""
+    loop = asyncio.get_running_loop()
+    while (end := buf.find(b"\n")) < 0:
+        chunk = await loop.sock_recv(sock, 1 << 16)
+        if not chunk:
+            raise AssertionError("the connection ended")
+        buf += chunk
+    line = bytes(buf[: end + 1])
+    del buf[: end + 1]
+    return line
+
+
+async def _subscribed(path: str) -> tuple[socket.socket, bytearray]:
+    sock = socket.socket(socket.AF_UNIX)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, path)
+    buf = bytearray()
+    assert json.loads(await _line(sock, buf))["taskd"] == 1
+    await asyncio.get_running_loop().sock_sendall(sock, protocol.subscribe(1))
+    assert json.loads(await _line(sock, buf)) == {"id": 1, "done": True, "ok": True}
+    return sock, buf
+
+
+@pytest.mark.parametrize("loop", _loops())
+def test_events_held_for_a_client_not_reading_all_reach_it_when_it_reads(
+    tmp_path: Path, loop: str
+) -> None:
+    """A sole subscriber far behind is handed lines unencoded; when it reads again it
+    gets every one, in order, and then its reply."""
+
+    async def main() -> None:
+        path = str(tmp_path / "run" / "taskd.sock")
+        daemon = FakeDaemon()
+        server = SocketServer(daemon)
+        await server.start(path)
+        try:
+            sock, buf = await _subscribed(path)
+            (conn,) = server.subscribers
+            n = 20_000  # about 2.4 MB: past its socket and BEHIND, short of the bound
+            for i in range(n):
+                daemon.bus.emit("t1", OUTPUT, {"text": f"event {i}"})
+            assert conn._held, "nothing was held: the test no longer tests that"
+            await asyncio.get_running_loop().sock_sendall(sock, protocol.request(2, "echo after"))
+            for i in range(n):
+                event = json.loads(await _line(sock, buf))["event"]
+                assert (event["fields"]["text"], event["text"]) == (
+                    f"event {i}", f"[t1] event {i}",
+                )  # fmt: skip
+            assert json.loads(await _line(sock, buf)) == {"id": 2, "out": "after"}
+            assert json.loads(await _line(sock, buf)) == {"id": 2, "done": True, "ok": True}
+            assert not conn._held and not conn.closed and daemon.reports == []
+            daemon.bus.emit("t1", OUTPUT, {"text": "and on"})
+            assert json.loads(await _line(sock, buf))["event"]["fields"]["text"] == "and on"
+            sock.close()
+        finally:
+            await server.aclose()
+
+    _run_on(loop, main)
+
+
+@pytest.mark.parametrize("loop", _loops())
+def test_held_events_count_at_no_less_than_their_bytes_against_the_bound(
+    tmp_path: Path, loop: str
+) -> None:
+    """A sole subscriber that never reads is cut off, held lines or not, before more
+    than the bound of real bytes waits for it, and not much before."""
+
+    async def main() -> None:
+        path = str(tmp_path / "run" / "taskd.sock")
+        daemon = FakeDaemon()
+        server = SocketServer(daemon)
+        await server.start(path)
+        try:
+            sock, buf = await _subscribed(path)
+            (conn,) = server.subscribers
+            sizes: list[int] = []
+
+            def size(event: Any) -> None:
+                data = protocol.output_event(event.task, event.ts, event.fields["text"])
+                assert data is not None
+                sizes.append(len(data))
+
+            daemon.bus.subscribe(size)
+            held = False
+            i = 0
+            while not conn.closed:
+                daemon.bus.emit("t1", OUTPUT, {"text": f"event {i}"})
+                held = held or bool(conn._held)
+                i += 1
+            assert held
+            assert daemon.reports == [
+                f"control socket: a client (uid {os.geteuid()}) stopped reading; over "
+                f"{4 << 20} bytes were waiting for it: disconnected"
+            ]
+            taken = len(buf)  # what its socket took: the rest waited for it
+            loop = asyncio.get_running_loop()
+            while chunk := await loop.sock_recv(sock, 1 << 20):
+                taken += len(chunk)
+            waited = sum(sizes) - taken
+            assert waited - sizes[-1] <= 4 << 20  # before the last line, within the bound
+            assert waited > 0.9 * (4 << 20)  # the bound is charged a few bytes a line more
+            sock.close()
+        finally:
+            await server.aclose()
+
+    _run_on(loop, main)
+
+
+@pytest.mark.parametrize("loop", _loops())
+def test_a_client_that_read_held_events_then_stops_still_waits_for_room(
+    tmp_path: Path, loop: str
+) -> None:
+    """Held events written along with a reply leave the transport's pause spent;
+    the client's commands still wait once their replies pass the bound, and it
+    gets every line when it reads."""
+
+    async def main() -> None:
+        path = str(tmp_path / "run" / "taskd.sock")
+        daemon = FakeDaemon()
+        server = SocketServer(daemon)
+        await server.start(path)
+        try:
+            sock, buf = await _subscribed(path)
+            (conn,) = server.subscribers
+            for i in range(20_000):
+                daemon.bus.emit("t1", OUTPUT, {"text": f"event {i}"})
+            assert conn._held
+            requests = b"".join(protocol.request(10 + i, "lines 100000") for i in range(8))
+            await asyncio.get_running_loop().sock_sendall(sock, requests)  # ~14 MB of replies
+            await until(lambda: not conn._can_write.is_set(), "the commands waiting for room")
+            assert len(daemon.executed) < 8  # held back: what it has not taken is bounded
+            for i in range(20_000):
+                assert json.loads(await _line(sock, buf))["event"]["fields"]["text"] == (
+                    f"event {i}"
+                )
+            for rid in range(10, 18):
+                for i in range(100_000):
+                    assert json.loads(await _line(sock, buf)) == {"id": rid, "out": f"line {i}"}
+                assert json.loads(await _line(sock, buf)) == {"id": rid, "done": True, "ok": True}
+            sock.close()
+        finally:
+            await server.aclose()
+
+    _run_on(loop, main)

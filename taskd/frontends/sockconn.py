@@ -11,6 +11,7 @@ the lines of different clients interleave.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import select
 from collections import deque
@@ -24,7 +25,7 @@ from ..fragments import Line, plain
 from ..sockpath import peer_allowed
 
 if TYPE_CHECKING:
-    from .sockserver import SocketServer
+    from .sockserver import Held, SocketServer
 
 WRITE_AT = 64 << 10  # bytes gathered before writing without waiting for the loop's turn
 MAX_QUEUED = 1000  # requests read ahead of the one running; then reading pauses
@@ -87,6 +88,11 @@ class Connection(asyncio.Protocol):
         self._discarding = False  # inside a line over the limit, until its newline
         self._outbuf: list[bytes] = []
         self._outsize = 0
+        # Events handed while it was not reading: written, in order and before
+        # anything else, once its transport has drained (or something else is sent).
+        self._held: list[Held] = []
+        self._held_size = 0
+        self._watching = False  # transport limits lowered: resume_writing when drained
         self._flush_scheduled = False
         self._can_write = asyncio.Event()
         self._can_write.set()
@@ -244,14 +250,22 @@ class Connection(asyncio.Protocol):
         the bound: a client that asks and never reads holds only its own requests.
         Pushed events are another matter: past the bound, the client is cut off."""
         self._flush()
+        transport = self._transport
+        if transport is not None and transport.get_write_buffer_size() > self.server.max_buffer:
+            # Over the bound with the transport's pause already spent (it was asked
+            # while held events were watched, and ignored): resume_writing ends it.
+            self._can_write.clear()
         while not self.closed and not self._can_write.is_set():
             await self._can_write.wait()  # resume_writing(), or the connection's end
 
     def pause_writing(self) -> None:
-        self._can_write.clear()
+        if not self._watching:  # while watching, the held events are checked instead
+            self._can_write.clear()
 
     def resume_writing(self) -> None:
         self._can_write.set()
+        if self._watching:
+            self._release()  # drained: it reads after all
 
     async def _run(self, req: protocol.Request) -> None:
         rid = req.rid
@@ -306,17 +320,58 @@ class Connection(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self._flush)
 
     def backlog(self) -> int:
-        """Bytes queued for this client and not yet taken by its socket."""
+        """Bytes queued for this client and not yet taken by its socket (for held
+        events, an upper bound)."""
         transport = self._transport
-        return self._outsize + (transport.get_write_buffer_size() if transport else 0)
+        return (
+            self._outsize
+            + self._held_size
+            + (transport.get_write_buffer_size() if transport else 0)
+        )
+
+    def behind(self, size: int) -> bool:
+        """Is SIZE or more waiting in its transport, beyond what its socket took?"""
+        transport = self._transport
+        return transport is not None and transport.get_write_buffer_size() >= size
 
     def write_events(self, data: bytes) -> None:
         """Events gathered for all subscribers, after what was queued before them."""
         if self.closed or self._transport is None:
             return
-        if self._outbuf:
+        if self._outbuf or self._held:
             self._flush()
         self._transport.write(data)
+
+    def hold(self, held: Held) -> None:
+        """Events gathered for all subscribers while none was reading: kept as they
+        are until this one's transport drains (resume_writing, with the limits
+        lowered to nothing), then encoded and written."""
+        transport = self._transport
+        if self.closed or transport is None:
+            return
+        if self._outbuf:
+            self._flush()
+        self._held.append(held)
+        self._held_size += held.size
+        if not self._watching:
+            self._watching = True
+            transport.set_write_buffer_limits(high=0)  # pause_writing now, resume drained
+        if not transport.get_write_buffer_size():
+            self._release()  # drained already: no resume_writing is coming
+
+    def _release(self) -> None:
+        """Write the held events (first of what is queued), and watch no longer."""
+        transport = self._transport
+        if self._watching and transport is not None and not self.closed:
+            self._watching = False
+            transport.set_write_buffer_limits(high=self.server.max_buffer)
+        held = self._held
+        if not held or self.closed or transport is None:
+            return
+        data = b"".join([h.encoded() for h in held]) if len(held) > 1 else held[0].encoded()
+        held.clear()
+        self._held_size = 0
+        transport.write(data)
 
     def cut_off(self) -> None:
         """Past the bound with events: the client was not reading, and nobody waits
@@ -324,6 +379,8 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         self._outbuf.clear()
+        self._held.clear()
+        self._held_size = 0
         if self._transport is not None:
             self._transport.abort()
         self._closed()  # first: the report is an event, which must not come back here
@@ -334,7 +391,11 @@ class Connection(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self.closed or not self._outbuf or self._transport is None:
+        if self.closed or self._transport is None:
+            return
+        if self._held:
+            self._release()  # they came first
+        if not self._outbuf:
             return
         data = b"".join(self._outbuf) if len(self._outbuf) > 1 else self._outbuf[0]
         self._outbuf.clear()
@@ -360,11 +421,16 @@ class Connection(asyncio.Protocol):
             return
         self.closed = True
         self._queue.clear()
+        self._held.clear()
+        self._held_size = 0
         self.server.unsubscribe(self)
         self.server.connections.discard(self)
         worker = self._worker
         if worker is not None and worker is not asyncio.current_task():
-            worker.cancel()  # the running command (a `wait`, say) goes; its tasks go on
+            # The running command (a `wait`, say) goes; its tasks go on. Asked from no
+            # task's context: a cut-off comes in that of the task whose output passed
+            # the bound, and a task's cancel of taskd's own tasks is refused.
+            contextvars.Context().run(worker.cancel)
         self._wakeup.set()
         self._can_write.set()
 

@@ -7,6 +7,13 @@ Task events are encoded once, gathered once for all subscribers, and written as 
 chunk to each: with 10 clients and a task printing a line per loop iteration, per
 event and client work (a list append, a bound check) cost more than the event's
 encoding, and a send() per client per line would be a million system calls.
+
+A client that has stopped reading cost the encoding of its events until it was cut
+off (about 40,000 lines at the 4 MiB bound). While every subscriber is far behind
+(BEHIND), task lines are gathered unencoded, charged at an upper bound of their
+size, and encoded only if a client takes them after all (Held). The bound is
+checked on that upper bound: such a client is cut off no later than it would be
+with the lines encoded.
 """
 
 from __future__ import annotations
@@ -16,9 +23,10 @@ import contextlib
 import os
 import stat
 from collections.abc import Callable
+from typing import cast
 
 from .. import __version__, protocol
-from ..events import CANCELLED, RESTARTED, Event
+from ..events import CANCELLED, OUTPUT, RESTARTED, Event
 from ..sockpath import SocketError, pid_path, prepare_folder, probe, read_pid
 from .sockconn import WRITE_AT, Connection, ServedDaemon
 
@@ -27,9 +35,46 @@ MAX_BUFFER = 4 << 20  # bytes queued for one client before it is cut off
 # line per loop iteration cost a send() per line per client (10 clients, 100k lines:
 # a million system calls); replies to a command are not held.
 EVENT_LINGER = 0.005
+# Bytes its transport holds, beyond what its socket took, for a subscriber to be
+# behind: a client reading 64 KiB chunks as they come is not.
+BEHIND = 256 << 10
 MAX_CLIENTS = 1024
 CLOSE_GRACE = 1.0  # seconds for clients to take their last lines at the end
 UNIX_PATH_MAX = 107
+
+
+# A task's output line not encoded yet: (task, ts, line).
+Line = tuple[str, float, str]
+
+
+def _encode(items: list[bytes | Line]) -> bytes:
+    parts = []
+    for item in items:
+        if isinstance(item, bytes):
+            parts.append(item)
+        else:
+            data = protocol.output_event(*item)
+            assert data is not None  # only ASCII lines are gathered unencoded
+            parts.append(data)
+    return b"".join(parts)
+
+
+class Held:
+    """Events handed, unencoded, to subscribers that were not reading: encoded once,
+    for the first of them to take them (Connection._release), then shared."""
+
+    __slots__ = ("_items", "_data", "size")
+
+    def __init__(self, items: list[bytes | Line], size: int) -> None:
+        self._items = items
+        self._data: bytes | None = None
+        self.size = size  # what the subscribers' bound is charged: at least the bytes
+
+    def encoded(self) -> bytes:
+        if self._data is None:
+            self._data = _encode(self._items)
+            self._items = []
+        return self._data
 
 
 class SocketServer:
@@ -48,8 +93,12 @@ class SocketServer:
         self.connections: set[Connection] = set()
         self.hello = protocol.hello(os.getpid(), __version__)
         self._subscribers: set[Connection] = set()
-        self._events: list[bytes] = []  # encoded, not yet written to the subscribers
-        self._events_size = 0
+        # Not yet written to the subscribers: encoded, or (while _holding) lines.
+        self._events: list[bytes | Line] = []
+        self._events_size = 0  # their bytes (for lines, an upper bound)
+        self._unencoded = False  # lines among them
+        # Every subscriber was BEHIND at the last flush: lines are gathered unencoded.
+        self._holding = False
         # Bytes of events that may gather before any subscriber could pass its bound:
         # checked against the subscribers' backlogs only when passed (0: check now).
         self._headroom = 0
@@ -120,6 +169,7 @@ class SocketServer:
         self.flush_events()  # what was emitted before it subscribed is not for it
         self._subscribers.add(conn)
         self._headroom = 0
+        self._holding = False
 
     def unsubscribe(self, conn: Connection) -> None:
         if conn in self._subscribers:
@@ -135,6 +185,41 @@ class SocketServer:
         self._headroom = 0
 
     def _on_event(self, event: Event) -> None:
+        fields = event.fields
+        data = None
+        if event.event == OUTPUT and len(fields) == 1:
+            # A task's line, by far the most frequent: one call, not two (present
+            # and encode) and the rare events' tests below.
+            if self._holding:
+                line = fields["text"]
+                bound = protocol.output_event_bound(event.task, line)
+                if bound is not None:
+                    self._events.append((event.task, event.ts, line))
+                    self._unencoded = True
+                    self._gathered(bound)
+                    return
+            data = protocol.output_event(event.task, event.ts, fields["text"])
+        if data is None:
+            data = self._encode_event(event)
+            if data is None:
+                return  # told at once to each (_to_the_others)
+        self._events.append(data)
+        self._gathered(len(data))
+
+    def _gathered(self, length: int) -> None:
+        """An event of LENGTH bytes (at most) joined the gathered ones."""
+        size = self._events_size = self._events_size + length
+        if size > self._headroom:
+            self._check_bounds()
+        if size >= WRITE_AT:
+            self.flush_events()  # a burst: let the kernels' buffers take their share now
+        elif self._event_timer is None and self._events:
+            self._event_timer = asyncio.get_running_loop().call_later(
+                EVENT_LINGER, self.flush_events
+            )
+
+    def _encode_event(self, event: Event) -> bytes | None:
+        """EVENT for every subscriber; None when it was told to each already."""
         assert self._present is not None
         data = protocol.event(
             event.task, event.event, event.ts, event.fields, self._present(event)
@@ -144,17 +229,8 @@ class SocketServer:
             name == RESTARTED and event.fields.get("by") == "command"
         ):
             self._to_the_others(event, data)
-            return
-        self._events.append(data)
-        self._events_size += len(data)
-        if self._events_size > self._headroom:
-            self._check_bounds()
-        if self._events_size >= WRITE_AT:
-            self.flush_events()  # a burst: let the kernels' buffers take their share now
-        elif self._event_timer is None and self._events:
-            self._event_timer = asyncio.get_running_loop().call_later(
-                EVENT_LINGER, self.flush_events
-            )
+            return None
+        return data
 
     def _check_bounds(self) -> None:
         """Cut off each subscriber whose backlog and the gathered events pass the
@@ -175,21 +251,40 @@ class SocketServer:
         events = self._events
         if not events:
             return
-        data = b"".join(events) if len(events) > 1 else events[0]
-        events.clear()
+        size = self._events_size
+        self._events = []
         self._events_size = 0
+        subscribers = tuple(self._subscribers)
+        if self._unencoded:
+            self._unencoded = False
+            if all(conn.behind(BEHIND) for conn in subscribers):
+                held = Held(events, size)  # nobody reads: no encoding
+                for conn in subscribers:
+                    conn.hold(held)
+            else:
+                data = _encode(events)
+                for conn in subscribers:
+                    conn.write_events(data)
+        else:
+            encoded = cast("list[bytes]", events)  # no lines among them
+            data = b"".join(encoded) if len(encoded) > 1 else encoded[0]
+            for conn in subscribers:
+                conn.write_events(data)
+        self._holding = bool(subscribers)
         worst = 0
-        for conn in tuple(self._subscribers):
-            conn.write_events(data)
+        for conn in subscribers:
             worst = max(worst, conn.backlog())
+            self._holding = self._holding and conn.behind(BEHIND)
         self._headroom = self.max_buffer - worst
 
     def _drop_events(self) -> None:
         if self._event_timer is not None:
             self._event_timer.cancel()
             self._event_timer = None
-        self._events.clear()
+        self._events = []
         self._events_size = 0
+        self._unencoded = False
+        self._holding = False
 
     def _to_the_others(self, event: Event, data: bytes) -> None:
         """The asker of a `cancel` or `restart` has its reply; every other client is
