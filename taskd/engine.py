@@ -436,6 +436,10 @@ class Engine:
             old = self.registry.history.get(name)
             future.set_result(old.state.value if old is not None else "forgotten")
             return future
+        return self._end_of(name)
+
+    def _end_of(self, name: str) -> asyncio.Future[str]:
+        """The future _ended() sets when live task NAME ends, shared by all who wait."""
         found = self._ends.get(name)
         if found is None:
             found = self._ends[name] = asyncio.get_running_loop().create_future()
@@ -596,12 +600,13 @@ class Engine:
     async def wait_for(self, records: list[TaskRecord], timeout: float | None) -> None:
         """Wait until RECORDS have ended; CommandError on timeout or if any failed."""
         self.settle(records)
-        tasks: list[asyncio.Future[Any]] = [
-            r.task if r.task is not None else self.ended(r.name)  # queued: no task yet
-            for r in records
-            if (r.task is None and r.state is State.QUEUED)
-            or (r.task is not None and not r.task.done())
-        ]
+        tasks: list[asyncio.Future[Any]] = []
+        for record in records:
+            if record.task is not None:
+                if not record.task.done():
+                    tasks.append(record.task)
+            elif record.state is State.QUEUED:  # no task yet
+                tasks.append(self._end_of(record.name))
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=timeout)
             if pending:
