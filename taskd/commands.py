@@ -289,20 +289,25 @@ async def _new(ctx: Context, args: Args) -> None:
 
 def task_options(engine: Engine, args: Args) -> TaskOptions | None:
     """The supervision options of a `new` line (None when it has none)."""
-    if not args.lists and (not args.values or list(args.values) == ["--name"]):
+    values = args.values
+    if not args.lists and (not values or (len(values) == 1 and "--name" in values)):
         return None  # the usual line: a name at most
+    # 10,000 lines with the same `--group g` parse it once: options are immutable.
+    # Not --after (the names must exist now) nor --cwd (the folder must), nor --env.
+    key: frozenset[tuple[str, str]] | None = None
+    if not args.lists and "--after" not in values and "--cwd" not in values:
+        others = dict(values)
+        others.pop("--name", None)
+        key = frozenset(others.items())
+        if (found := _PARSED.get(key)) is not None:
+            return found
     given: dict[str, str | list[str]] = {
-        option[2:]: value for option, value in args.values.items() if option != "--name"
+        option[2:]: value for option, value in values.items() if option != "--name"
     }
     if "--env" in args.lists:
         given["env"] = args.lists["--env"]
     if not given:
         return None
-    # 10,000 lines with the same `--group g` parse it once: options are immutable.
-    # Not --after (the names must exist now) nor --cwd (the folder must).
-    key = None if "after" in given or "cwd" in given else repr(sorted(given.items()))
-    if key is not None and (found := _PARSED.get(key)) is not None:
-        return found
     registry = engine.registry
     options = parse_options(
         given, known_names=lambda name: name in registry.live or name in registry.history
@@ -316,7 +321,7 @@ def task_options(engine: Engine, args: Args) -> TaskOptions | None:
     return options
 
 
-_PARSED: dict[str, TaskOptions] = {}  # options of recent `new` lines, by their text
+_PARSED: dict[frozenset[tuple[str, str]], TaskOptions] = {}  # of recent `new` lines, by text
 
 
 @command(

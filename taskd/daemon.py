@@ -32,11 +32,12 @@ from . import events as ev
 from .clock import new_virtual_loop
 from .config import Config
 from .context import CANCEL_GRACE, CURRENT, IN_CONSOLE
-from .engine import Engine, one_line
+from .engine import Engine
 from .errors import CommandError
 from .eventlog import THREAD_NAME
 from .events import Event, Sink
 from .executor import TaskExecutor, release
+from .formatting import one_line
 from .instruments import Instrument
 from .kinds import Kind
 from .kinds.processes import kill_groups

@@ -15,30 +15,27 @@ import os
 import reprlib
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from functools import partial
 from types import CodeType
 from typing import Any
 
-from . import clocks, formatting
+from . import clocks, formatting, slots
 from . import events as ev
 from .config import Config
 from .context import CANCEL_GRACE, CURRENT, MACHINERY, SHELL_SETTINGS
 from .errors import CommandError, shown
 from .eventlog import EventLog, wait_closed
+from .formatting import MAX_DETAIL, one_line
 from .i18n import _
 from .instruments import Instruments, Stepped
 from .kinds import Kind, KindFunc, load_kinds
-from .registry import FINAL, Registry, State, TaskRecord, check_name
+from .registry import Registry, State, TaskRecord, check_name
 from .stacks import exception_text
 from .supervise import DEFAULT as DEFAULT_OPTIONS
-from .supervise import DependencyFailed, Groups, TaskOptions, TimedOut, in_group, supervise
+from .supervise import DependencyFailed, Group, Groups, TaskOptions, TimedOut, in_group, supervise
+from .taskhooks import TaskHooks
 
-MAX_DETAIL = 500  # characters of an error or output line kept for `show`
 MAX_FAILURES = 10  # failed tasks named in a script's last line
-
-
-def one_line(text: str, limit: int = MAX_DETAIL) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class TaskExit(Exception):
@@ -128,94 +125,6 @@ class Ending:
         self.outcome = outcome  # "cancelled", "ended", "refused"
 
 
-class TaskHooks:
-    """What supervise() tells one task's record (its state, its restarts) and asks of
-    the engine (when other tasks end)."""
-
-    __slots__ = ("engine", "record", "options", "last", "resume_at", "starting")
-
-    def __init__(self, engine: Engine, record: TaskRecord, options: TaskOptions) -> None:
-        self.engine = engine
-        self.record = record
-        self.options = options
-        self.last = ""  # the last state supervise() set: events only for a change
-        self.resume_at: float | None = None  # loop time a restart's backoff ends
-        self.starting = False  # counted in engine.starting until its first step
-
-    def set_state(self, state: str) -> None:
-        if self.starting:
-            self.starting = False
-            self.engine.starting[self.options.group or ""] -= 1
-        if state == self.last:
-            return
-        self.last = state
-        record = self.record
-        if record.state is State.CANCELLING or record.state in FINAL:
-            return  # a cancel is on its way: its state stays what `cancel` made it
-        record.state = _STATES[state]
-        if state == "running":
-            self.resume_at = None
-            return
-        engine = self.engine
-        if state == "queued" and self.options.group is not None:
-            # supervise() says so just before it joins the queue, at its end.
-            queue = engine.groups.group(self.options.group).queue
-            engine.bus.emit(record.name, ev.QUEUED, {
-                "group": self.options.group, "place": len(queue) + 1,
-            })
-        elif state == "waiting":
-            fields: dict[str, Any] = (
-                {"restart_in_s": round(self.resume_at - asyncio.get_running_loop().time(), 3)}
-                if self.resume_at is not None
-                else {"after": list(self.options.after)}
-            )
-            engine.bus.emit(record.name, ev.WAITING, fields)
-        else:
-            self.resume_at = None
-
-    def wait_ended(self, name: str) -> asyncio.Future[str]:
-        return self.engine.ended(name)
-
-    def restarted(self, n: int, reason: str, delay: float) -> None:
-        record = self.record
-        record.restarts += 1
-        self.resume_at = asyncio.get_running_loop().time() + delay
-        self.engine.bus.emit(record.name, ev.RESTARTED, {
-            "restart": record.restarts, "reason": one_line(reason), "delay_s": delay,
-        })
-
-    def gave_up(self, n: int) -> None:
-        self.engine.report(
-            f"{self.record.name}: not restarted again after {n} restart{'s' if n != 1 else ''}"
-            f" (--max-restarts {self.options.max_restarts}); it ends as its last run did"
-        )
-
-    def detail(self) -> str:
-        """What `show` says of the task while it is waiting or queued."""
-        record = self.record
-        if record.state is State.QUEUED and self.options.group is not None:
-            place = self.engine.groups.position(record)
-            where = f"group {self.options.group}"
-            return f"queued ({ordinal(place)} in {where})" if place else f"queued in {where}"
-        if record.state is State.WAITING:
-            if self.resume_at is not None:
-                left = max(0.0, self.resume_at - asyncio.get_running_loop().time())
-                return f"restart {record.restarts} in {left:.1f}s"
-            registry = self.engine.registry
-            names = [n for n in self.options.after if n in registry.live]
-            return "waiting for " + ", ".join(names or self.options.after)
-        return ""
-
-
-_STATES = {state.value: state for state in State}  # State(text) is a slow call
-
-
-def ordinal(n: int) -> str:
-    """1st, 2nd, 3rd, 4th, 11th, 21st..."""
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
 class Engine:
     """Tasks by name, their lifecycle, and the event log switch."""
 
@@ -297,8 +206,16 @@ class Engine:
             context.run(CANCEL_GRACE.set, self.config.cancel_grace)
         instruments = self.instruments if self.instruments.steps_wanted else None
         hooks: TaskHooks | None = None
+        queue_in: Group | None = None
+        coro: Coroutine[Any, Any, object] | None = None
         if options is None or options.plain:
-            coro: Coroutine[Any, Any, object] = _guarded(kind.func, values, instruments)
+            coro = _guarded(kind.func, values, instruments)
+        elif options.group_only and not self.starting.get(options.group or ""):
+            # The engine holds its slot (slots.py); none free: no task until one is.
+            record.options = options
+            queue_in = slots.admit(self.groups, options.group or "", record)
+            if queue_in is None:
+                coro = _guarded(kind.func, values, instruments)
         else:
             hooks = TaskHooks(self, record, options)
             group = None
@@ -323,20 +240,41 @@ class Engine:
                     lambda: _guarded(kind.func, values, instruments), options, hooks,
                     groups=self.groups, key=record,
                 )
-        if options is not None and (hooks is not None or options != DEFAULT_OPTIONS):
+        if options is not None and record.options is None and (
+            hooks is not None or options != DEFAULT_OPTIONS
+        ):
             record.options = options
-        # Made here, not through the loop's task factory (Daemon._task_factory): a
-        # task spawned by name is never a child nor one of taskd's own.
-        task = asyncio.Task(coro, loop=asyncio.get_running_loop(), name=name, context=context)
-        record.task = task
+        if coro is not None:
+            self._start(record, coro, context)
         self.registry.add(record)
         if hooks is not None:
             self.hooks[record] = hooks
-        task.add_done_callback(self._done, context=self._done_context)
         for spawned in self.instruments.spawned:
             spawned(record)
         self.bus.emit(name, ev.STARTED, {"kind": kind.name, "args": list(words)})
+        if queue_in is not None:
+            start = partial(self._start_queued, record, kind.func, values, instruments, context)
+            place = self.groups.enqueue(queue_in, record, start)
+            self.bus.emit(name, ev.QUEUED, {"group": queue_in.name, "place": place})
         return record
+
+    def _start(
+        self, record: TaskRecord, coro: Coroutine[Any, Any, object], context: contextvars.Context
+    ) -> None:
+        # Made here, not through the loop's task factory (Daemon._task_factory): a
+        # task spawned by name is never a child nor one of taskd's own.
+        loop = asyncio.get_running_loop()
+        task = asyncio.Task(coro, loop=loop, name=record.name, context=context)
+        record.task = task
+        task.add_done_callback(self._done, context=self._done_context)
+
+    def _start_queued(
+        self, record: TaskRecord, func: KindFunc, values: Sequence[Any],
+        instruments: Instruments | None, context: contextvars.Context,
+    ) -> None:
+        """A slot of its group is free (and taken) for a task queued without a task."""
+        record.state = State.RUNNING
+        self._start(record, _guarded(func, values, instruments), context)
 
     # -- children: tasks that tasks create -----------------------------------------
 
@@ -416,6 +354,10 @@ class Engine:
             old = self.registry.history.get(name)
             future.set_result(old.state.value if old is not None else "forgotten")
             return future
+        return self._end_of(name)
+
+    def _end_of(self, name: str) -> asyncio.Future[str]:
+        """The future _ended() sets when live task NAME ends, shared by all who wait."""
         found = self._ends.get(name)
         if found is None:
             found = self._ends[name] = asyncio.get_running_loop().create_future()
@@ -424,9 +366,13 @@ class Engine:
     def detail(self, record: TaskRecord) -> str:
         """`show`'s DETAIL for RECORD: a place in a queue, what it waits for, or the
         usual (its last line, how it ended)."""
-        hooks = self.hooks.get(record) if self.hooks else None
-        text = hooks.detail() if hooks is not None else ""
-        text = text or formatting.detail(record)
+        group = record.options.group if record.options is not None else None
+        if record.state is State.QUEUED and group is not None:
+            text = slots.queued_detail(self.groups, group, record)
+        else:
+            hooks = self.hooks.get(record) if self.hooks else None
+            text = hooks.detail() if hooks is not None else ""
+            text = text or formatting.detail(record)
         if record.restored:  # started again (or remembered) from the state file
             return f"{text} (restored)" if text else "(restored)"
         return text
@@ -467,12 +413,8 @@ class Engine:
         # first runs never executes its coroutine, yet must still be accounted for.
         if record.task is not task:
             return  # already accounted for by settle()
-        ended = record.ended = clocks.monotonic()
         record.task = None  # drop the task, and with it the coroutine and its frame
-        fields: dict[str, Any] = {"runtime_s": round(max(0.0, ended - record.started), 6)}
-        if self.hooks and (hooks := self.hooks.pop(record, None)) is not None and hooks.starting:
-            hooks.starting = False  # cancelled before its first step
-            self.starting[hooks.options.group or ""] -= 1
+        fields = self._ending(record)
         by = self._askers.pop(record.name, None) if self._askers else None
         if task.cancelled():
             record.state = State.CANCELLED
@@ -500,6 +442,24 @@ class Engine:
                 record.result = one_line(_safe(_SHORT.repr, result), 200)
                 fields["result"] = record.result
             event = ev.DONE
+        self._ended(record, event, fields, by)
+
+    def _ending(self, record: TaskRecord) -> dict[str, Any]:
+        """The first half of ending RECORD: its end time, and its group's slot or
+        count handed on. The fields of its last event, so far."""
+        ended = record.ended = clocks.monotonic()
+        hooks = self.hooks.pop(record, None) if self.hooks else None
+        if hooks is not None:
+            if hooks.starting:
+                hooks.starting = False  # cancelled before its first step
+                self.starting[hooks.options.group or ""] -= 1
+        elif (options := record.options) is not None and options.group_only:
+            slots.leave(self.groups, options.group or "", record)  # admitted by spawn()
+        return {"runtime_s": round(max(0.0, ended - record.started), 6)}
+
+    def _ended(
+        self, record: TaskRecord, event: str, fields: dict[str, Any], by: object
+    ) -> None:
         for exited in self.instruments.exited:
             exited(record)  # the capture's last unfinished line comes before the end
         self.registry.finish(record)
@@ -538,6 +498,11 @@ class Engine:
                 tasks.append(record.task)
                 if asker is not None:
                     self._askers[record.name] = asker
+            elif record.task is None and record.state is State.QUEUED:
+                # Queued with no task yet: it leaves the queue, cancelled, at once.
+                fields = self._ending(record)
+                record.state = State.CANCELLED
+                self._ended(record, ev.CANCELLED, fields, asker)
         return tasks
 
     def abandon(self, records: list[TaskRecord]) -> None:
@@ -553,7 +518,13 @@ class Engine:
     async def wait_for(self, records: list[TaskRecord], timeout: float | None) -> None:
         """Wait until RECORDS have ended; CommandError on timeout or if any failed."""
         self.settle(records)
-        tasks = [r.task for r in records if r.task is not None and not r.task.done()]
+        tasks: list[asyncio.Future[Any]] = []
+        for record in records:
+            if record.task is not None:
+                if not record.task.done():
+                    tasks.append(record.task)
+            elif record.state is State.QUEUED:  # no task yet
+                tasks.append(self._end_of(record.name))
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=timeout)
             if pending:

@@ -22,6 +22,12 @@ from .registry import FINAL, State, TaskRecord
 from .width import cut, cwidth, fit, ljust, wrap
 
 COLUMNS = ("NAME", "KIND", "STATE", "AGE", "DETAIL")
+MAX_DETAIL = 500  # characters of an error or output line kept for `show`
+
+
+def one_line(text: str, limit: int = MAX_DETAIL) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def duration(seconds: float) -> str:

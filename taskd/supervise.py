@@ -5,7 +5,8 @@ waits for `--after` tasks, takes a slot of the task's group (queued in order whe
 the group is full), runs under `--timeout`, and starts the kind again after a
 doubling backoff as `--restart` says. All of it happens inside the task itself, so a
 cancel reaches it wherever it is (waiting, queued, running, in a backoff) and the
-group slot is always given back.
+group slot is always given back. A task with a group and no other option is the
+engine's to queue instead (slots.py): no task at all until its turn.
 """
 
 from __future__ import annotations
@@ -214,7 +215,11 @@ class Group:
         self.name = name
         self.parallel: int | None = None  # None: unlimited
         self.running = 0
-        self.queue: OrderedDict[Hashable, asyncio.Future[None]] = OrderedDict()
+        # A waiting task's future, or what starts a task queued without one (its
+        # slot taken for it): see Groups.enqueue.
+        self.queue: OrderedDict[Hashable, asyncio.Future[None] | Callable[[], None]] = (
+            OrderedDict()
+        )
 
     def has_room(self) -> bool:
         return self.parallel is None or self.running < self.parallel
@@ -263,6 +268,20 @@ class Groups:
                 self._positions = None
             raise
 
+    def enqueue(self, group: Group, key: Hashable, start: Callable[[], None]) -> int:
+        """Queue KEY, which has no task yet, for a slot of GROUP: START is called when
+        one is free, and takes it. Its place in the queue (1 = next)."""
+        group.queue[key] = start
+        self._positions = None
+        return len(group.queue)
+
+    def drop(self, group: Group, key: Hashable) -> bool:
+        """Take KEY, queued by enqueue(), out of the queue; False if it is not there."""
+        if group.queue.pop(key, None) is None:
+            return False
+        self._positions = None
+        return True
+
     def release(self, name: str) -> None:
         group = self._groups[name]
         group.running -= 1
@@ -272,11 +291,14 @@ class Groups:
     def _grant(self, group: Group) -> None:
         queue = group.queue
         while queue and group.has_room():
-            _, future = queue.popitem(last=False)
+            _, waiter = queue.popitem(last=False)
             self._positions = None
-            if not future.done():  # a cancelled waiter gives its turn away
+            if not isinstance(waiter, asyncio.Future):
                 group.running += 1
-                future.set_result(None)
+                waiter()
+            elif not waiter.done():  # a cancelled waiter gives its turn away
+                group.running += 1
+                waiter.set_result(None)
 
     def position(self, key: Hashable) -> int:
         """KEY's place in its group's queue (1 = next), 0 if it is not queued."""
@@ -385,9 +407,10 @@ async def in_group(
     groups: Groups,
     key: Hashable,
 ) -> object:
-    """supervise() for options that only name a GROUP of GROUPS (`new --group G`, the
-    usual way through a group of thousands): the same states, queue and slot, with
-    nothing of restarts, --after or --timeout to keep."""
+    """supervise() for options that only name a GROUP of GROUPS (`new --group G`) when
+    the engine cannot hold the slot itself (slots.py: supervised tasks of the group are
+    still to take their first step, and come first): the same states, queue and slot,
+    with nothing of restarts, --after or --timeout to keep."""
     if group.queue or not group.has_room():
         hooks.set_state("queued")
         await groups.wait(group.name, key)
