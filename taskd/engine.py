@@ -36,6 +36,7 @@ from .supervise import DependencyFailed, Group, Groups, TaskOptions, TimedOut, i
 from .taskhooks import TaskHooks
 
 MAX_FAILURES = 10  # failed tasks named in a script's last line
+_RUNNING = State.RUNNING  # a module constant: State.RUNNING is a slow class lookup
 
 
 class TaskExit(Exception):
@@ -366,6 +367,8 @@ class Engine:
     def detail(self, record: TaskRecord) -> str:
         """`show`'s DETAIL for RECORD: a place in a queue, what it waits for, or the
         usual (its last line, how it ended)."""
+        if record.options is None and record.state is _RUNNING and not record.restored:
+            return record.last_line  # the usual row, 10,000 of them in a `show`
         group = record.options.group if record.options is not None else None
         if record.state is State.QUEUED and group is not None:
             text = slots.queued_detail(self.groups, group, record)
