@@ -276,6 +276,8 @@ class Engine:
         """A slot of its group is free (and taken) for a task queued without a task."""
         record.state = State.RUNNING
         self._start(record, _guarded(func, values, instruments), context)
+        for admitted in self.instruments.admitted:
+            admitted(record)
 
     # -- children: tasks that tasks create -----------------------------------------
 

@@ -23,7 +23,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .registry import TaskRecord
 
-HOOKS = ("task_spawned", "before_step", "after_step", "task_exited", "task_abandoned")
+HOOKS = (
+    "task_spawned", "task_admitted", "before_step", "after_step", "task_exited",
+    "task_abandoned",
+)
 
 
 class Instrument:
@@ -35,7 +38,11 @@ class Instrument:
     step_threshold = 0.0
 
     def task_spawned(self, record: TaskRecord) -> None:
-        """A task was created (it has not run yet)."""
+        """A task was created (it has not run yet; queued in a full group, it has no
+        asyncio task yet either)."""
+
+    def task_admitted(self, record: TaskRecord) -> None:
+        """A task queued in a full group got its slot: its asyncio task was created."""
 
     def before_step(self, record: TaskRecord, start: float) -> None:
         """RECORD's task is about to run a step; START is time.perf_counter()."""
@@ -104,6 +111,7 @@ class Instruments:
     def __init__(self) -> None:
         self._all: list[Instrument] = []
         self.spawned: list[Callable[[TaskRecord], None]] = []
+        self.admitted: list[Callable[[TaskRecord], None]] = []
         self.exited: list[Callable[[TaskRecord], None]] = []
         self.abandoned: list[Callable[[TaskRecord], None]] = []
         self.steps = StepHooks([])
@@ -123,6 +131,7 @@ class Instruments:
 
     def _gather(self) -> None:
         self.spawned = _overridden(self._all, "task_spawned")
+        self.admitted = _overridden(self._all, "task_admitted")
         self.exited = _overridden(self._all, "task_exited")
         self.abandoned = _overridden(self._all, "task_abandoned")
         self.steps = StepHooks(self._all)

@@ -22,6 +22,7 @@ from . import events as ev
 from .commands import split
 from .errors import CommandError
 from .i18n import _
+from .instruments import Instrument
 from .registry import State, TaskRecord
 from .stacks import awaiting, own_frames
 
@@ -38,10 +39,13 @@ class Note:
 
     new: bool = False
     cancels: list[tuple[TaskRecord, str, bool]] = field(default_factory=list)
+    dequeued: list[TaskRecord] = field(default_factory=list)  # queued: no task yet
 
 
-class Narrator:
-    """The `explain` switch and the lines it adds."""
+class Narrator(Instrument):
+    """The `explain` switch and the lines it adds. An instrument while on: a task
+    queued in a full group gets its asyncio task only when a slot frees
+    (task_admitted), which no event marks."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -52,8 +56,10 @@ class Narrator:
     def switch(self, on: bool) -> None:
         if on and not self.on:
             self.engine.bus.subscribe(self._sink)
+            self.engine.instruments.add(self)
         elif not on and self.on:
             self.engine.bus.unsubscribe(self._sink)
+            self.engine.instruments.remove(self)
         self.on = on
 
     def say(self, task: str, text: str) -> None:
@@ -80,6 +86,8 @@ class Narrator:
         except CommandError:
             return note
         for record in records:
+            if record.task is None and record.state is State.QUEUED:
+                note.dequeued.append(record)
             if record.task is None or record.task.done():
                 continue
             frames, _waiting = own_frames(record.task.get_coro())
@@ -94,6 +102,12 @@ class Narrator:
             pending, self._pending = self._pending, []
             for task, text in pending:
                 self.say(task, text)
+        for record in note.dequeued:
+            if record.state is State.CANCELLED:
+                self.say(record.name, _(
+                    "{name} had no task yet: it left the queue of group {group}, and "
+                    "there was nothing to cancel"
+                ).format(name=record.name, group=_group(record)))
         for record, where, threaded in note.cancels:
             if record.state is State.RUNNING:
                 continue  # the command failed before it cancelled anything
@@ -129,8 +143,15 @@ class Narrator:
                     "{parent} called asyncio.create_task({call}): task {name}, its child; "
                     "it runs at the loop's next turn"
                 ).format(parent=parent, call=f"{fields['kind']}()", name=event.task)
+            call = self._call(fields["kind"], fields.get("args", []))
+            record = self.engine.registry.live.get(event.task)
+            if record is not None and record.task is None and record.state is State.QUEUED:
+                return _(
+                    "{name} waits for a slot of group {group}: no task exists yet; "
+                    "asyncio.create_task({call}) is called when one frees"
+                ).format(name=event.task, group=_group(record), call=call)
             return _("scheduled asyncio.create_task({call}); it runs at the loop's next turn"
-                     ).format(call=self._call(fields["kind"], fields.get("args", [])))
+                     ).format(call=call)
         if kind == ev.DONE:
             return _("{name} returned; its task is done").format(name=event.task)
         if kind == ev.FAILED:
@@ -147,6 +168,15 @@ class Narrator:
                      "waited").format(name=event.task, seconds=fields.get("blocked_s", 0.0))
         return None
 
+    # -- the instrument's hook --------------------------------------------------------
+
+    def task_admitted(self, record: TaskRecord) -> None:
+        text = _(
+            "a slot of group {group} freed: scheduled asyncio.create_task({call}); it "
+            "runs at the loop's next turn"
+        ).format(group=_group(record), call=self._call(record.kind, list(record.args)))
+        asyncio.get_running_loop().call_soon(self.say, record.name, text)
+
     def _call(self, kind_name: str, args: list[str]) -> str:
         """How the kind's coroutine function was called: `tick(1.0, None)`."""
         kind = self.engine.kinds.get(kind_name)
@@ -158,3 +188,8 @@ class Narrator:
             values = list(args)
         name = getattr(kind.func, "__name__", kind_name)
         return f"{name}({', '.join(repr(v) for v in values)})"
+
+
+def _group(record: TaskRecord) -> str:
+    options = record.options
+    return (options.group if options is not None else None) or "?"

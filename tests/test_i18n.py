@@ -23,6 +23,12 @@ NARRATION = [
     "a step of {name} held the loop {seconds:.1f} s: every other task waited",
     "{name} returned; its task is done",
     "{name} raised {error}; its task failed",
+    "{name} waits for a slot of group {group}: no task exists yet; "
+    "asyncio.create_task({call}) is called when one frees",
+    "a slot of group {group} freed: scheduled asyncio.create_task({call}); it runs at "
+    "the loop's next turn",
+    "{name} had no task yet: it left the queue of group {group}, and there was nothing "
+    "to cancel",
 ]
 
 

@@ -240,6 +240,34 @@ async def test_explain_narrates_new_cancel_and_ends(live_daemon: Callable[..., A
     assert not any("quiet" in line for line in explained(daemon.output.lines))
 
 
+async def test_explain_tells_that_a_queued_task_has_no_task_until_its_slot(
+    live_daemon: Callable[..., Any],
+) -> None:
+    """A task queued in a full group is only a record (taskd.slots): the narration
+    must not say create_task was called before it is."""
+    daemon = await live_daemon()
+    for line in ("explain on", "group g --parallel 1", "new idle --name a --group g",
+                 "new timer 0 --name b --group g", "new idle --name c --group g"):
+        await daemon.execute(line)
+    await turn()
+    said = explained(daemon.output.lines)
+    assert said[-2:] == [
+        "b waits for a slot of group g: no task exists yet; asyncio.create_task(timer(0.0))"
+        " is called when one frees",
+        "c waits for a slot of group g: no task exists yet; asyncio.create_task(idle()) is"
+        " called when one frees",
+    ]
+    await daemon.execute("cancel c")
+    assert explained(daemon.output.lines)[-1] == (
+        "c had no task yet: it left the queue of group g, and there was nothing to cancel"
+    )
+    await daemon.execute("cancel a")
+    await turn()
+    assert "a slot of group g freed: scheduled asyncio.create_task(timer(0.0)); it runs at"\
+        " the loop's next turn" in explained(daemon.output.lines)
+    await daemon.execute("wait b")
+
+
 def test_explain_names_a_refusal_and_a_stall_and_is_logged(
     tmp_path: Path, run_taskd: RunTaskd
 ) -> None:
