@@ -75,7 +75,7 @@ class Narrator(Instrument):
             words = split(line.strip())
         except CommandError:
             return note
-        if words and words[0] == "new":
+        if words and words[0] in ("new", "restart"):  # each starts tasks
             note.new = True
             self._in_new += 1
             return note

@@ -268,6 +268,19 @@ async def test_explain_tells_that_a_queued_task_has_no_task_until_its_slot(
     await daemon.execute("wait b")
 
 
+async def test_explain_narrates_a_restart_right_after_its_reply(
+    live_daemon: Callable[..., Any],
+) -> None:
+    daemon = await live_daemon()
+    for line in ("explain on", "new idle --name b", "restart b"):
+        await daemon.execute(line)
+    assert daemon.output.lines[-2:] == [
+        "restarted b",
+        "explain: scheduled asyncio.create_task(idle()); it runs at the loop's next turn",
+    ]
+    await daemon.execute("cancel b")
+
+
 def test_explain_names_a_refusal_and_a_stall_and_is_logged(
     tmp_path: Path, run_taskd: RunTaskd
 ) -> None:
