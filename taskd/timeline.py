@@ -73,23 +73,38 @@ def _axis(start: float, span: float, cols: int) -> str:
     """Labels at round times (1, 2, 2.5 or 5 times a power of ten), the closest
     spacing at which every label has room, cut to COLS."""
     power = 10.0 ** math.floor(math.log10(span / cols))
+    end = start + span + 1e-9
     for step in (n * power * 10**k for k in range(12) for n in _NICE):
-        ticks = [i * step for i in range(math.ceil(start / step - 1e-9), 10**6)]
-        ticks = [t for t in ticks if t <= start + span + 1e-9] or [start]
-        room = max(len(_label(t)) for t in ticks) + 2
+        first = math.ceil(start / step - 1e-9)
+        last = math.floor(end / step) + 1  # one more: the filter below decides
+        if last - first > cols:
+            continue  # more ticks than columns: no room for their labels
+        ticks = [t for t in (i * step for i in range(first, last + 1)) if t <= end] or [start]
+        digits = _digits(step, ticks[-1])
+        room = max(len(_label(t, digits)) for t in ticks) + 2
         if step / span * cols >= room:
             break
     line = [" "] * cols
     for tick in ticks:
         pos = min(cols - 1, int((tick - start) / span * cols))
-        text = _label(tick)
+        text = _label(tick, digits)
         if pos + len(text) <= cols:
             line[pos : pos + len(text)] = text
     return "".join(line).rstrip()
 
 
-def _label(t: float) -> str:
-    return f"{round(t, 6):g}s"
+def _digits(step: float, last: float) -> int:
+    """Significant digits that tell ticks STEP apart up to LAST: 6, or more for a short
+    window late in a long session (1000.0001s, not 1000s for every tick)."""
+    mantissa, exponent = f"{step:.10e}".split("e")  # 2.5000000000e-01
+    fraction = mantissa.rstrip("0").rstrip(".").partition(".")[2]
+    decimals = max(0, len(fraction) - int(exponent))
+    whole = len(str(int(abs(last)))) if abs(last) >= 1 else 0
+    return max(6, whole + decimals)
+
+
+def _label(t: float, digits: int = 6) -> str:
+    return f"{round(t, max(6, digits)):.{digits}g}s"
 
 
 def _width(text: str) -> int:

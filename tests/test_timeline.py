@@ -45,6 +45,14 @@ def test_three_tasks_at_30_columns_cut_the_wide_name() -> None:
         assert sum(get_cwidth(c) for c in line) <= 20
 
 
+def test_a_short_window_late_in_a_session_has_distinct_labels() -> None:
+    """A task 1000 s into the session that lived a millisecond: each tick its own label
+    (the axis once labelled every tick `1000s`, after building a million candidates)."""
+    axis = render_timeline([TaskSpan("quick", 1000.0, 1000.001)], 60, 1000.001)[-1]
+    labels = axis.split()
+    assert labels == ["1000s", "1000.00025s", "1000.0005s", "1000.00075s"]
+
+
 @pytest.mark.parametrize("width", [20, 33, 80, 200])
 def test_every_width_keeps_rows_aligned_and_within_bounds(width: int) -> None:
     lines = render_timeline(three_tasks(), width, 3.0)
