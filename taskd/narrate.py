@@ -29,6 +29,8 @@ from .stacks import awaiting, own_frames
 if TYPE_CHECKING:
     from .engine import Engine
 
+# Commands that can free a group's slots: a task they admit is narrated after them.
+_FREEING = frozenset({"cancel", "restart", "group"})
 # Functions whose await hands work to a thread, which a cancel cannot stop.
 _THREADED = frozenset({"run_in_executor", "to_thread"})
 
@@ -40,6 +42,7 @@ class Note:
     new: bool = False
     cancels: list[tuple[TaskRecord, str, bool]] = field(default_factory=list)
     dequeued: list[TaskRecord] = field(default_factory=list)  # queued: no task yet
+    freeing: bool = False  # a command that can free group slots
 
 
 class Narrator(Instrument):
@@ -52,6 +55,8 @@ class Narrator(Instrument):
         self.on = False
         self._in_new = 0  # `new` lines running: their start is narrated after the reply
         self._pending: list[tuple[str, str]] = []
+        self._in_command = 0  # _FREEING commands running: an admission waits for them
+        self._admitted: list[tuple[str, str]] = []
 
     def switch(self, on: bool) -> None:
         if on and not self.on:
@@ -75,6 +80,9 @@ class Narrator(Instrument):
             words = split(line.strip())
         except CommandError:
             return note
+        if words and words[0] in _FREEING:
+            note.freeing = True
+            self._in_command += 1
         if words and words[0] in ("new", "restart"):  # each starts tasks
             note.new = True
             self._in_new += 1
@@ -119,6 +127,12 @@ class Narrator(Instrument):
             if threaded:
                 self.say(record.name, _("only the await was cancelled; the thread cannot "
                                         "be, and runs on"))
+        if note.freeing:
+            self._in_command -= 1
+        if not self._in_command:  # a slot the command freed, after what freed it
+            admitted, self._admitted = self._admitted, []
+            for task, text in admitted:
+                self.say(task, text)
 
     # -- task events ---------------------------------------------------------------
 
@@ -172,10 +186,16 @@ class Narrator(Instrument):
 
     def task_admitted(self, record: TaskRecord) -> None:
         text = _(
-            "a slot of group {group} freed: scheduled asyncio.create_task({call}); it "
-            "runs at the loop's next turn"
-        ).format(group=_group(record), call=self._call(record.kind, list(record.args)))
-        asyncio.get_running_loop().call_soon(self.say, record.name, text)
+            "a slot of group {group} freed for {name}: scheduled asyncio.create_task({call}); "
+            "it runs at the loop's next turn"
+        ).format(
+            name=record.name, group=_group(record),
+            call=self._call(record.kind, list(record.args)),
+        )
+        if self._in_command:
+            self._admitted.append((record.name, text))
+        else:
+            asyncio.get_running_loop().call_soon(self.say, record.name, text)
 
     def _call(self, kind_name: str, args: list[str]) -> str:
         """How the kind's coroutine function was called: `tick(1.0, None)`."""

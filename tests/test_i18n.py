@@ -25,8 +25,8 @@ NARRATION = [
     "{name} raised {error}; its task failed",
     "{name} waits for a slot of group {group}: no task exists yet; "
     "asyncio.create_task({call}) is called when one frees",
-    "a slot of group {group} freed: scheduled asyncio.create_task({call}); it runs at "
-    "the loop's next turn",
+    "a slot of group {group} freed for {name}: scheduled asyncio.create_task({call}); it "
+    "runs at the loop's next turn",
     "{name} had no task yet: it left the queue of group {group}, and there was nothing "
     "to cancel",
 ]

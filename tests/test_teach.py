@@ -261,10 +261,13 @@ async def test_explain_tells_that_a_queued_task_has_no_task_until_its_slot(
     assert explained(daemon.output.lines)[-1] == (
         "c had no task yet: it left the queue of group g, and there was nothing to cancel"
     )
-    await daemon.execute("cancel a")
-    await turn()
-    assert "a slot of group g freed: scheduled asyncio.create_task(timer(0.0)); it runs at"\
-        " the loop's next turn" in explained(daemon.output.lines)
+    await daemon.execute("cancel a")  # its slot goes to b: said after the cancel is
+    assert explained(daemon.output.lines)[-2:] == [
+        "called task.cancel(): a CancelledError is raised at the task's next await "
+        "(asyncio.sleep)",
+        "a slot of group g freed for b: scheduled asyncio.create_task(timer(0.0)); it runs"
+        " at the loop's next turn",
+    ]
     await daemon.execute("wait b")
 
 
