@@ -7,6 +7,7 @@ one killed mid-command, one run as another user, 256 at once, a storm.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -24,6 +25,7 @@ from sockfake import FakeDaemon
 
 from taskd import protocol
 from taskd.events import OUTPUT
+from taskd.frontends.sockconn import Connection
 from taskd.frontends.sockserver import SocketServer
 from taskd.sockpath import SocketError, pid_path
 
@@ -639,6 +641,24 @@ async def _subscribed(path: str) -> tuple[socket.socket, bytearray]:
     return sock, buf
 
 
+@contextlib.asynccontextmanager
+async def _sole_subscriber(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[FakeDaemon, Connection, socket.socket, bytearray]]:
+    """A server with one subscribed client: the daemon, the client's connection on
+    the server's side, and its socket with what was read past the last line."""
+    path = str(tmp_path / "run" / "taskd.sock")
+    daemon = FakeDaemon()
+    server = SocketServer(daemon)
+    await server.start(path)
+    try:
+        sock, buf = await _subscribed(path)
+        (conn,) = server.subscribers
+        yield daemon, conn, sock, buf
+    finally:
+        await server.aclose()
+
+
 @pytest.mark.parametrize("loop", _loops())
 def test_events_held_for_a_client_not_reading_all_reach_it_when_it_reads(
     tmp_path: Path, loop: str
@@ -647,13 +667,7 @@ def test_events_held_for_a_client_not_reading_all_reach_it_when_it_reads(
     gets every one, in order, and then its reply."""
 
     async def main() -> None:
-        path = str(tmp_path / "run" / "taskd.sock")
-        daemon = FakeDaemon()
-        server = SocketServer(daemon)
-        await server.start(path)
-        try:
-            sock, buf = await _subscribed(path)
-            (conn,) = server.subscribers
+        async with _sole_subscriber(tmp_path) as (daemon, conn, sock, buf):
             n = 20_000  # about 2.4 MB: past its socket and BEHIND, short of the bound
             for i in range(n):
                 daemon.bus.emit("t1", OUTPUT, {"text": f"event {i}"})
@@ -670,8 +684,6 @@ def test_events_held_for_a_client_not_reading_all_reach_it_when_it_reads(
             daemon.bus.emit("t1", OUTPUT, {"text": "and on"})
             assert json.loads(await _line(sock, buf))["event"]["fields"]["text"] == "and on"
             sock.close()
-        finally:
-            await server.aclose()
 
     _run_on(loop, main)
 
@@ -684,13 +696,7 @@ def test_held_events_count_at_no_less_than_their_bytes_against_the_bound(
     than the bound of real bytes waits for it, and not much before."""
 
     async def main() -> None:
-        path = str(tmp_path / "run" / "taskd.sock")
-        daemon = FakeDaemon()
-        server = SocketServer(daemon)
-        await server.start(path)
-        try:
-            sock, buf = await _subscribed(path)
-            (conn,) = server.subscribers
+        async with _sole_subscriber(tmp_path) as (daemon, conn, sock, buf):
             sizes: list[int] = []
 
             def size(event: Any) -> None:
@@ -718,8 +724,6 @@ def test_held_events_count_at_no_less_than_their_bytes_against_the_bound(
             assert waited - sizes[-1] <= 4 << 20  # before the last line, within the bound
             assert waited > 0.9 * (4 << 20)  # the bound is charged a few bytes a line more
             sock.close()
-        finally:
-            await server.aclose()
 
     _run_on(loop, main)
 
@@ -733,13 +737,7 @@ def test_a_client_that_read_held_events_then_stops_still_waits_for_room(
     gets every line when it reads."""
 
     async def main() -> None:
-        path = str(tmp_path / "run" / "taskd.sock")
-        daemon = FakeDaemon()
-        server = SocketServer(daemon)
-        await server.start(path)
-        try:
-            sock, buf = await _subscribed(path)
-            (conn,) = server.subscribers
+        async with _sole_subscriber(tmp_path) as (daemon, conn, sock, buf):
             for i in range(20_000):
                 daemon.bus.emit("t1", OUTPUT, {"text": f"event {i}"})
             assert conn._held
@@ -756,7 +754,5 @@ def test_a_client_that_read_held_events_then_stops_still_waits_for_room(
                     assert json.loads(await _line(sock, buf)) == {"id": rid, "out": f"line {i}"}
                 assert json.loads(await _line(sock, buf)) == {"id": rid, "done": True, "ok": True}
             sock.close()
-        finally:
-            await server.aclose()
 
     _run_on(loop, main)
