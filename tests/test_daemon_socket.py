@@ -291,13 +291,18 @@ def test_a_killed_daemon_comes_back_with_serve_restore(daemon: Callable[[], Daem
         assert d.send(*line.split()).returncode == 0
 
     def saved() -> bool:
+        # `quick` done, not merely not started yet: a write from before it was spawned
+        # shows the same live tasks (a loaded CI run killed the daemon at that one).
         try:
-            live = json.loads(state.read_text())["live"]
+            saved = json.loads(state.read_text())
+            live, history = saved["live"], saved["history"]
         except (OSError, ValueError, KeyError):
             return False
-        return [t["name"] for t in live] == ["beat", "long"]
+        return [t["name"] for t in live] == ["beat", "long"] and any(
+            t["name"] == "quick" for t in history
+        )
 
-    wait_until(saved, "the state file did not show the live tasks")
+    wait_until(saved, "the state file did not show the live tasks and the history")
     d.kill()
     wait_until(lambda: not d.alive(), "SIGKILL did not end it")
     assert d.start("--state-file", str(state), "--restore").returncode == 0
