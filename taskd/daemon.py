@@ -287,7 +287,7 @@ class Daemon:
             sink = formatting.plain_sink(output.write)
 
         self._presenters.append(sink)
-        self.engine.bus.subscribe(sink)
+        self.engine.bus.subscribe(sink, formatting.SHOWN)
 
     @property
     def timestamps(self) -> bool:

@@ -65,24 +65,50 @@ class EventBus:
 
     The sinks are kept as a tuple, replaced whole on (un)subscribe: a sink that
     unsubscribes itself (or another) while an event is handed round does not make
-    the others miss it."""
+    the others miss it.
+
+    A sink may say which events it wants (the screen shows six kinds); an event
+    that no sink wants is not made at all. With the screen alone subscribed, a
+    script's `started` and `queued` events cost nothing (tests/bench, scenario
+    grouped). A sink that wants everything (a log, a socket client) gets every event."""
 
     def __init__(self) -> None:
         self._sinks: tuple[Sink, ...] = ()
+        self._interests: dict[Sink, frozenset[str] | None] = {}
+        self.wanted: frozenset[str] | None = frozenset()  # None: every event
 
-    def subscribe(self, sink: Sink) -> None:
+    def subscribe(self, sink: Sink, events: frozenset[str] | None = None) -> None:
+        """SINK gets EVENTS from now on (None: all of them); others may reach it too."""
         self._sinks = (*self._sinks, sink)
+        self._interests[sink] = events
+        self._gather()
 
     def unsubscribe(self, sink: Sink) -> None:
         if sink in self._sinks:
             sinks = list(self._sinks)
             sinks.remove(sink)
             self._sinks = tuple(sinks)
+            if sink not in self._sinks:
+                del self._interests[sink]
+            self._gather()
+
+    def _gather(self) -> None:
+        interests = [self._interests[sink] for sink in self._sinks]
+        if None in interests:
+            self.wanted = None
+        else:
+            self.wanted = frozenset().union(*interests)  # type: ignore[arg-type]
+
+    def wants(self, event: str) -> bool:
+        """Whether a sink wants EVENT: if not, its fields need not be made either."""
+        wanted = self.wanted
+        return wanted is None or event in wanted
 
     def emit(
         self, task: str, event: str, fields: dict[str, Any] | None = None, by: object = None
     ) -> None:
-        if not self._sinks:
+        wanted = self.wanted
+        if wanted is not None and event not in wanted:
             return
         ev = Event(task, event, fields)
         if by is not None:

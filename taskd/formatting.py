@@ -377,7 +377,7 @@ _json_text: Callable[[str], str] = encode_basestring  # a JSON string, as json.d
 _STATE_JSON = {state: json.dumps(str(state.value)) for state in State}
 
 # The events present() may show; the others (started, queued, ...) are the log's only.
-_SHOWN = frozenset({OUTPUT, DONE, FAILED, EXPLAIN, CANCELLED, RESTARTED})
+SHOWN = frozenset({OUTPUT, DONE, FAILED, EXPLAIN, CANCELLED, RESTARTED})  # on screen
 
 
 def _done(fields: dict[str, Any]) -> str:
@@ -389,7 +389,7 @@ def _done(fields: dict[str, Any]) -> str:
 def present(event: Event, stamps: bool = False) -> Fragments | None:
     """The line a person sees for EVENT, or None for events shown only in the log;
     with STAMPS, it starts with the seconds since the daemon started (`+1.002 `)."""
-    if event.event not in _SHOWN:
+    if event.event not in SHOWN:
         return None
     if stamps:
         line = present(event)
@@ -427,7 +427,7 @@ def present(event: Event, stamps: bool = False) -> Fragments | None:
 
 def present_plain(event: Event, stamps: bool = False) -> str | None:
     """present() as plain text; task output, by far the most frequent, the short way."""
-    if event.event not in _SHOWN:
+    if event.event not in SHOWN:
         return None
     if not stamps:
         if event.event == OUTPUT:
