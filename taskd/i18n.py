@@ -10,19 +10,22 @@ are templates for str.format: `_("no task named {name}").format(name=...)`.
 
 from __future__ import annotations
 
-import ast
-import gettext
-import struct
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import gettext
 
 DOMAIN = "taskd"
 LOCALEDIR = Path(__file__).resolve().parent / "locale"
 LANGUAGES = ("en", "ja")
 _ENV_KEYS = ("LC_ALL", "LC_MESSAGES", "LANG")  # the POSIX order: the first set wins
 
-_catalog: gettext.NullTranslations = gettext.NullTranslations()
+# None: English, the messages as written. gettext is imported only for another
+# language (it and its imports cost a few ms at every start).
+_catalog: gettext.NullTranslations | None = None
 
 
 class UnknownLanguage(ValueError):
@@ -52,15 +55,17 @@ def setup(lang: str | None = None, environ: Mapping[str, str] | None = None) -> 
 
     code = choose(lang, os.environ if environ is None else environ)
     if code == "en":
-        _catalog = gettext.NullTranslations()
+        _catalog = None
     else:
+        import gettext
+
         _catalog = gettext.translation(DOMAIN, LOCALEDIR, languages=[code], fallback=True)
     return code
 
 
 def _(message: str) -> str:
     """MESSAGE in the chosen language (itself when there is no translation)."""
-    return _catalog.gettext(message)
+    return message if _catalog is None else _catalog.gettext(message)
 
 
 # -- .po -> .mo ---------------------------------------------------------------------
@@ -114,6 +119,8 @@ def _unquote(text: str, number: int) -> str:
     text = text.strip()
     if len(text) < 2 or text[0] != '"' or text[-1] != '"':
         raise ValueError(f"line {number}: expected a quoted string, got {text[:40]!r}")
+    import ast
+
     value = ast.literal_eval(text)  # C-style escapes: \n \t \" \\ , as Python reads them
     if not isinstance(value, str):
         raise ValueError(f"line {number}: expected a string")
@@ -123,6 +130,8 @@ def _unquote(text: str, number: int) -> str:
 def compile_po(text: str) -> bytes:
     """The GNU .mo file for a .po file's TEXT: little-endian, no hash table, the
     messages sorted by msgid (so the output is the same bytes for the same input)."""
+    import struct
+
     entries = sorted(
         (k.encode("utf-8"), v.encode("utf-8")) for k, v in parse_po(text).items()
     )
