@@ -252,14 +252,14 @@ class Engine:
             self.hooks[record] = hooks
         for spawned in self.instruments.spawned:
             spawned(record)
-        bus = self.bus
-        if bus.wants(ev.STARTED):  # not made when no sink wants it (a script's screen)
-            bus.emit(name, ev.STARTED, {"kind": kind.name, "args": list(words)})
+        wanted = self.bus.wanted  # bus.wants(), inline: an event no sink wants is not made
+        if wanted is None or ev.STARTED in wanted:
+            self.bus.emit(name, ev.STARTED, {"kind": kind.name, "args": list(words)})
         if queue_in is not None:
             start = partial(self._start_queued, record, kind.func, values, instruments, context)
             place = self.groups.enqueue(queue_in, record, start)
-            if bus.wants(ev.QUEUED):
-                bus.emit(name, ev.QUEUED, {"group": queue_in.name, "place": place})
+            if wanted is None or ev.QUEUED in wanted:
+                self.bus.emit(name, ev.QUEUED, {"group": queue_in.name, "place": place})
         return record
 
     def _start(

@@ -298,9 +298,10 @@ async def test_end_in_process(engine: Engine) -> None:
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.text(alphabet=" \t\r\n\x0b\xa0'\"\\#a-é*", max_size=30))
+@given(st.text(alphabet=" \t\r\n\x0b\x0c\x1c\x1f\x7f\x85\xa0\u3000'\"\\#a-é*", max_size=30))
 def test_split_agrees_with_shlex(line: str) -> None:
-    """The fast path for lines without quotes must split exactly as shlex does."""
+    """The fast paths for lines without quotes must split exactly as shlex does
+    (str.split() also splits on vertical tab, the separators, NEL, ideographic space)."""
     try:
         expected: list[str] | None = shlex.split(line, comments=False, posix=True)
     except ValueError:
