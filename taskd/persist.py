@@ -84,7 +84,7 @@ class Persistence(Instrument):
                 registry.history.pop(record.name, None)
                 registry.history[record.name] = record
         while len(registry.history) > registry.history_size:
-            del registry.history[next(iter(registry.history))]
+            registry.history.popitem(last=False)
         for group, limit in snapshot.get("groups", {}).items():
             try:
                 engine.groups.set_parallel(check_group(group), limit)

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import re
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Iterator
 from enum import StrEnum
 from fnmatch import fnmatchcase
@@ -153,7 +154,9 @@ class Registry:
     def __init__(self, history_size: int = 1000) -> None:
         self.history_size = history_size
         self.live: dict[str, TaskRecord] = {}
-        self.history: dict[str, TaskRecord] = {}  # insertion order = order of ending
+        # Insertion order = order of ending; an OrderedDict forgets its oldest in O(1),
+        # where a dict's first key is found past every slot deleted before it.
+        self.history: OrderedDict[str, TaskRecord] = OrderedDict()
         self.finished_count = 0
         self._serial: dict[str, int] = {}
         # Live names that hold look-alike letters, by their all-Latin form.
@@ -213,7 +216,7 @@ class Registry:
             return
         self.history[record.name] = record
         while len(self.history) > self.history_size:
-            del self.history[next(iter(self.history))]
+            self.history.popitem(last=False)
 
     def records(self, include_finished: bool = False) -> Iterator[TaskRecord]:
         if include_finished:
