@@ -188,7 +188,7 @@ class Registry:
         CommandError."""
         if name in self.live:
             raise CommandError(_("a task named {name} is already running").format(name=shown(name)))
-        latin = lookalike(name)
+        latin = name if name.isascii() else lookalike(name)  # the usual name: no call
         other = self.live.get(latin) if latin != name else None
         other_name = other.name if other is not None else self._lookalikes.get(latin)
         if other_name is not None and other_name != name:
@@ -200,8 +200,7 @@ class Registry:
     def add(self, record: TaskRecord) -> None:
         self.history.pop(record.name, None)  # a finished name may be used again
         self.live[record.name] = record
-        latin = lookalike(record.name)
-        if latin != record.name:
+        if not record.name.isascii() and (latin := lookalike(record.name)) != record.name:
             self._lookalikes[latin] = record.name
 
     def finish(self, record: TaskRecord) -> None:
