@@ -5,7 +5,7 @@ asks for a (coalesced) write of the whole state, which the StateStore does on it
 own thread. At the end the state is frozen *before* the daemon cancels its tasks,
 so the tasks live at `end` (or at a signal) are the ones a restore starts again;
 after a crash or kill -9 the last write is (at most 100 ms old, or ten times what a
-write costs: 0.25-0.5 s with 50,000 live tasks, whose writes took 25-50 ms here).
+write costs: about 0.5 s with 50,000 live tasks, whose writes took about 50 ms here).
 """
 
 from __future__ import annotations

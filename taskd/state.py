@@ -19,8 +19,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable
-from json.encoder import encode_basestring_ascii
-from operator import itemgetter
 from typing import Any, NotRequired, TypedDict
 
 from .errors import CommandError, shown
@@ -203,16 +201,12 @@ def _fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
-def encode(snapshot: Snapshot, texts: EntryTexts | None = None) -> bytes:
+def encode(snapshot: Snapshot) -> bytes:
     """JSON of SNAPSHOT, encoded in chunks (a single dumps of 100,000 tasks would hold
-    the GIL, and so the loop, for its whole length); with TEXTS, each live entry is
-    encoded once, in the first write that has it, and kept."""
+    the GIL, and so the loop, for its whole length)."""
     parts = [f'{{"{FORMAT_KEY}":{int(snapshot["taskd_state"])}']
     for key in ("live", "history"):
         items = snapshot[key]
-        if key == "live" and texts is not None:
-            parts.append(',"live":[' + texts.join(items) + "]")
-            continue
         chunks = (
             json.dumps(items[i : i + _CHUNK], separators=(",", ":"), allow_nan=False)[1:-1]
             for i in range(0, len(items), _CHUNK)
@@ -222,52 +216,6 @@ def encode(snapshot: Snapshot, texts: EntryTexts | None = None) -> bytes:
         parts.append(',"groups":' + json.dumps(snapshot["groups"], separators=(",", ":")))
     parts.append("}\n")
     return "".join(parts).encode("ascii")
-
-
-_ENCODE_ENTRY = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-_ESCAPE = encode_basestring_ascii  # json's own string encoder (C), as dumps uses it
-_ENTRY_KEYS = ("name", "kind", "args", "options")
-
-
-def _entry_text(entry: dict[str, Any]) -> str:
-    """ENTRY as json.dumps(entry, separators=(",", ":")) writes it; the usual entry
-    (no options, text arguments) by an f-string of json's string encoder, 3x faster."""
-    if not entry["options"] and tuple(entry) == _ENTRY_KEYS:
-        try:
-            args = ",".join(map(_ESCAPE, entry["args"]))
-            return (
-                f'{{"name":{_ESCAPE(entry["name"])},"kind":{_ESCAPE(entry["kind"])},'
-                f'"args":[{args}],"options":{{}}}}'
-            )
-        except TypeError:  # not text: as json.dumps has it
-            pass
-    return _ENCODE_ENTRY(entry)
-
-
-class EntryTexts:
-    """The JSON text of each live entry, kept by the store's one thread between
-    writes. Entries never change once made (LiveSpecs), so a write encodes only the
-    tasks started since the one before and joins the others' texts: 50,000 live
-    tasks took 40 ms a write, encoded all again, holding the GIL the loop needs
-    (tests/bench, scenario state-spawn)."""
-
-    def __init__(self) -> None:
-        # id(entry) -> (entry, text). The entry is held here, so no other object can
-        # have its id while it is; entries gone from a snapshot are forgotten.
-        self._texts: dict[int, tuple[dict[str, Any], str]] = {}
-
-    def join(self, entries: list[dict[str, Any]]) -> str:
-        """The entries' texts joined by commas, as json.dumps(entries)[1:-1] is."""
-        keys = list(map(id, entries))
-        pairs = list(map(self._texts.get, keys))
-        if None in pairs:  # the tasks started since the last write
-            for i in [i for i, pair in enumerate(pairs) if pair is None]:
-                pairs[i] = (entries[i], _entry_text(entries[i]))
-        self._texts = dict(zip(keys, pairs, strict=True))  # type: ignore[arg-type]
-        return ",".join(map(_TEXT, pairs))  # type: ignore[arg-type]
-
-
-_TEXT = itemgetter(1)
 
 
 # -- reading ---------------------------------------------------------------------
@@ -378,7 +326,6 @@ class StateStore:
         self._next_at = 0.0  # loop time before which no write starts
         self._started_at = 0.0  # loop time the last write started
         self._failing = False  # a failure was reported; say nothing more until a success
-        self._texts = EntryTexts()  # used by the store's thread alone
 
     # -- load ----------------------------------------------------------------------
 
@@ -456,7 +403,7 @@ class StateStore:
         """On the store's thread: (seconds it cost, "" or why it failed)."""
         started = time.monotonic()
         try:
-            write_atomic(self.path, encode(snapshot, self._texts))
+            write_atomic(self.path, encode(snapshot))
         except OSError as exc:
             return built + time.monotonic() - started, exc.strerror or str(exc)
         except Exception as exc:  # e.g. a value JSON cannot hold

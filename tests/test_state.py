@@ -315,26 +315,6 @@ def test_encode_round_trips_odd_text() -> None:
     assert st.decode(st.encode(make_snapshot([], []))) == make_snapshot([], [])
 
 
-def test_kept_entry_texts_give_the_same_bytes_as_encoding_all_again() -> None:
-    """Writes that reuse the texts of entries already encoded (EntryTexts) write what
-    encoding everything again would, as tasks start, end and take a name again."""
-    texts = st.EntryTexts()
-    entries = [task_spec(f"t{i}", "shell", ["é", "\udc80", str(i)], {}) for i in range(5)]
-    entries[2]["args"] = ("a", "別")  # as live_entry() keeps them: the record's tuple
-    entries[3]["options"] = {"group": "g", "timeout": 1.5}
-    history = [{"name": "old", "kind": "timer", "args": ["1"], "state": "done"}]
-    for live in (
-        entries,
-        [*entries, task_spec("t5", "idle", [], {"group": "g"})],
-        entries[1:4],  # t0 and t4 ended
-        [*entries[1:4], task_spec("t0", "idle", [], {})],  # t0 again: a new entry
-        [],
-    ):
-        snap = make_snapshot(list(live), history)
-        assert st.encode(snap, texts) == st.encode(snap)
-        assert len(texts._texts) == len(live)  # the ended ones' texts are not kept
-
-
 def test_records_round_trip_through_the_file(tmp_path: Path) -> None:
     from taskd.registry import State, TaskRecord
     from taskd.supervise import TaskOptions
