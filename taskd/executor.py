@@ -97,4 +97,3 @@ def release(executor: ThreadPoolExecutor, deadline: float) -> tuple[list[str], l
             is_worker = name.startswith(WORKER_PREFIX) or name.startswith("taskd:")
             (workers if is_worker else others).append(name)
     return workers, others
-

@@ -237,5 +237,3 @@ def test_one_character_prints_keep_parts_not_a_growing_string() -> None:
         assert seen.lines == [("t-1", "." * 1000)]
     finally:
         loop.close()
-
-
