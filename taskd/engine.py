@@ -393,7 +393,7 @@ class Engine:
     def task_line(self, record: TaskRecord, line: str) -> None:
         """One line a task printed."""
         record.last_line = line if len(line) <= MAX_DETAIL else line[:MAX_DETAIL] + "…"
-        self.bus.emit(record.name, ev.OUTPUT, {"text": line})
+        self.bus.output(record.name, line)
 
     def settle(self, records: list[TaskRecord]) -> None:
         """Account now for tasks that have ended but whose done callback asyncio has

@@ -58,6 +58,8 @@ class Event:
 
 
 Sink = Callable[[Event], None]
+# A sink's way to take a task's output line as it is: (task, ts, text), no Event.
+LineSink = Callable[[str, float, str], None]
 
 
 class EventBus:
@@ -70,17 +72,29 @@ class EventBus:
     A sink may say which events it wants (the screen shows six kinds); an event
     that no sink wants is not made at all. With the screen alone subscribed, a
     script's `started` and `queued` events cost nothing (tests/bench, scenario
-    grouped). A sink that wants everything (a log, a socket client) gets every event."""
+    grouped). A sink that wants everything (a log, a socket client) gets every event.
+
+    A task's output line, by far the most frequent event, comes through output():
+    a sink that gave a LineSink takes it as it is, and no Event is made for it (the
+    socket server: tests/bench, scenario attached)."""
 
     def __init__(self) -> None:
         self._sinks: tuple[Sink, ...] = ()
         self._interests: dict[Sink, frozenset[str] | None] = {}
+        self._line_sinks: dict[Sink, LineSink] = {}
+        # The sinks that want output lines, in order, each with its LineSink or None.
+        self._output: tuple[tuple[Sink, LineSink | None], ...] = ()
         self.wanted: frozenset[str] | None = frozenset()  # None: every event
 
-    def subscribe(self, sink: Sink, events: frozenset[str] | None = None) -> None:
-        """SINK gets EVENTS from now on (None: all of them); others may reach it too."""
+    def subscribe(
+        self, sink: Sink, events: frozenset[str] | None = None, lines: LineSink | None = None
+    ) -> None:
+        """SINK gets EVENTS from now on (None: all of them); others may reach it too.
+        With LINES, the output lines it wants go there instead."""
         self._sinks = (*self._sinks, sink)
         self._interests[sink] = events
+        if lines is not None:
+            self._line_sinks[sink] = lines
         self._gather()
 
     def unsubscribe(self, sink: Sink) -> None:
@@ -90,6 +104,7 @@ class EventBus:
             self._sinks = tuple(sinks)
             if sink not in self._sinks:
                 del self._interests[sink]
+                self._line_sinks.pop(sink, None)
             self._gather()
 
     def _gather(self) -> None:
@@ -98,6 +113,11 @@ class EventBus:
             self.wanted = None
         else:
             self.wanted = frozenset().union(*interests)  # type: ignore[arg-type]
+        self._output = tuple(
+            (sink, self._line_sinks.get(sink))
+            for sink, wants in zip(self._sinks, interests, strict=True)
+            if wants is None or OUTPUT in wants
+        )
 
     def wants(self, event: str) -> bool:
         """Whether a sink wants EVENT: if not, its fields need not be made either."""
@@ -110,8 +130,27 @@ class EventBus:
         wanted = self.wanted
         if wanted is not None and event not in wanted:
             return
+        if event == OUTPUT and by is None and fields is not None and fields.keys() == {"text"}:
+            self.output(task, fields["text"])  # the same line, however it was told
+            return
         ev = Event(task, event, fields)
         if by is not None:
             ev.by = by
         for sink in self._sinks:
             sink(ev)
+
+    def output(self, task: str, text: str) -> None:
+        """TASK printed the line TEXT."""
+        route = self._output
+        if not route:
+            return
+        ts = clocks.wall()
+        event = None
+        for sink, lines in route:
+            if lines is not None:
+                lines(task, ts, text)
+            else:
+                if event is None:
+                    event = Event(task, OUTPUT, {"text": text})
+                    event.ts = ts
+                sink(event)

@@ -38,6 +38,39 @@ def test_a_sink_that_wants_everything_gets_everything_and_others_may_see_it() ->
     assert len(log) == 1 and screen == [ev.STARTED]
 
 
+def test_an_output_line_reaches_a_line_sink_as_it_is_and_others_as_one_event() -> None:
+    bus = EventBus()
+    seen: list[tuple[str, object]] = []
+    bus.subscribe(lambda e: seen.append(("screen", e)), frozenset({ev.OUTPUT}))
+    bus.subscribe(lambda e: seen.append(("server", e)),
+                  lines=lambda task, ts, text: seen.append(("server", (task, ts, text))))
+    bus.subscribe(lambda e: seen.append(("log", e)))
+    bus.output("a", "one")
+    bus.emit("a", ev.OUTPUT, {"text": "two"})  # the same way, however it is told
+    assert [who for who, _ in seen] == ["screen", "server", "log"] * 2  # in order
+    for i, text in ((0, "one"), (3, "two")):
+        shown, taken, logged = (got for _, got in seen[i:i + 3])
+        assert isinstance(shown, Event) and logged is shown  # one Event, shared
+        assert (shown.task, shown.event, shown.fields) == ("a", ev.OUTPUT, {"text": text})
+        assert taken == ("a", shown.ts, text)  # no Event for the line sink
+    bus.emit("a", ev.DONE, {"runtime_s": 1.0})
+    assert isinstance(seen[-1][1], Event) and seen[-1][0] == "log"  # others: as before
+
+
+def test_output_reaches_no_sink_that_does_not_want_it() -> None:
+    bus = EventBus()
+    lines: list[object] = []
+    bus.subscribe(lambda e: lines.append(e), frozenset({ev.DONE}),
+                  lines=lambda *line: lines.append(line))
+    bus.output("a", "one")
+    assert lines == []
+    bus.unsubscribe(bus._sinks[0])
+    bus.subscribe(lines.append, lines=lambda *line: lines.append(line))
+    bus.unsubscribe(lines.append)
+    bus.output("a", "two")
+    assert lines == []  # its line sink went with it
+
+
 def test_a_script_log_holds_the_events_its_screen_does_not_show(
     run_taskd: RunTaskd, tmp_path: Path
 ) -> None:

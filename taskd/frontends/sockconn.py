@@ -33,7 +33,9 @@ YIELD_EVERY = 100  # requests run back to back before other clients get a turn
 
 
 class Bus(Protocol):
-    def subscribe(self, sink: Callable[[Event], None]) -> None: ...
+    def subscribe(
+        self, sink: Callable[[Event], None], *, lines: Callable[[str, float, str], None]
+    ) -> None: ...
     def unsubscribe(self, sink: Callable[[Event], None]) -> None: ...
 
 

@@ -165,7 +165,7 @@ class SocketServer:
 
             self._present = present_plain
         if not self._subscribers:
-            self.daemon.bus.subscribe(self._on_event)
+            self.daemon.bus.subscribe(self._on_event, lines=self._on_line)
         self.flush_events()  # what was emitted before it subscribed is not for it
         self._subscribers.add(conn)
         self._headroom = 0
@@ -184,25 +184,29 @@ class SocketServer:
         """A subscriber's backlog grew by other means than events (a reply)."""
         self._headroom = 0
 
+    def _on_line(self, task: str, ts: float, line: str) -> None:
+        """A task's line, by far the most frequent event: encoded in one call, or
+        kept unencoded while nobody reads."""
+        if self._holding:
+            bound = protocol.output_event_bound(task, line)
+            if bound is not None:
+                self._events.append((task, ts, line))
+                self._unencoded = True
+                self._gathered(bound)
+                return
+        data = protocol.output_event(task, ts, line)
+        if data is None:  # a lone surrogate: the escaping encoder's way
+            event = Event(task, OUTPUT, {"text": line})
+            event.ts = ts
+            self._on_event(event)
+            return
+        self._events.append(data)
+        self._gathered(len(data))
+
     def _on_event(self, event: Event) -> None:
-        fields = event.fields
-        data = None
-        if event.event == OUTPUT and len(fields) == 1:
-            # A task's line, by far the most frequent: one call, not two (present
-            # and encode) and the rare events' tests below.
-            if self._holding:
-                line = fields["text"]
-                bound = protocol.output_event_bound(event.task, line)
-                if bound is not None:
-                    self._events.append((event.task, event.ts, line))
-                    self._unencoded = True
-                    self._gathered(bound)
-                    return
-            data = protocol.output_event(event.task, event.ts, fields["text"])
+        data = self._encode_event(event)
         if data is None:
-            data = self._encode_event(event)
-            if data is None:
-                return  # told at once to each (_to_the_others)
+            return  # told at once to each (_to_the_others)
         self._events.append(data)
         self._gathered(len(data))
 
