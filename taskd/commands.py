@@ -11,7 +11,6 @@ channel of whoever asked; it writes its result there and nowhere else.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import json
 import os
 import re
@@ -219,7 +218,12 @@ def lookup(name: str) -> Command:
     found = COMMANDS.get(name)
     if found is not None:
         return found
-    close = [_MEANT[name]] if name in _MEANT else difflib.get_close_matches(name, COMMANDS, n=1)
+    if name in _MEANT:
+        close = [_MEANT[name]]
+    else:
+        import difflib  # here, not at start-up: only a mistyped command needs it
+
+        close = difflib.get_close_matches(name, COMMANDS, n=1)
     if close:
         raise CommandError(
             _("unknown command {name} (did you mean {close}?)").format(

@@ -8,11 +8,9 @@ from typing import Any
 from . import formatting
 from .commands import Args, Context, Param, command
 from .errors import CommandError, shown
-from .examples import list_examples
 from .fragments import Line
 from .i18n import _
 from .registry import TaskRecord
-from .stacks import describe, function_name, own_frames, short_path
 from .width import cwidth, ljust
 
 
@@ -45,6 +43,9 @@ def where_lines(record: TaskRecord) -> list[Line]:
     if task is None:
         head.append((f"state-{record.state.value}", f"{record.state.value}, not started yet"))
         return [head]
+    # The teaching modules are imported when first used, not at every start.
+    from .stacks import describe, function_name, own_frames, short_path
+
     frames, waiting = own_frames(task.get_coro())
     state = record.state.value
     if frames:
@@ -77,6 +78,8 @@ async def _explain(ctx: Context, args: Args) -> None:
 
 @command("examples", "list the shipped examples of the asyncio chapter (taskd --example NAME)")
 async def _examples(ctx: Context, args: Args) -> None:
+    from .examples import list_examples
+
     found = list_examples()
     width = max((cwidth(name) for name, _title in found), default=0)
     ctx.reply.lines([f"{ljust(name, width)}  {title}" for name, title in found])

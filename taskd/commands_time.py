@@ -13,7 +13,6 @@ from .commands import COMMANDS, Args, Context, Param, command
 from .errors import CommandError, shown
 from .registry import TaskRecord, is_pattern
 from .steps import StepRecorder
-from .timeline import MIN_WIDTH, TaskSpan, render_timeline
 
 DEFAULT_WIDTH = 100  # when the asker's width is unknown (a pipe, a file)
 MAX_WIDTH = 1000
@@ -54,6 +53,8 @@ def need_recorder(ctx: Context) -> None:
 
 
 def _width(ctx: Context, args: Args) -> int:
+    from .timeline import MIN_WIDTH  # timeline and trace: when first used, not at start
+
     text = args.values.get("--width")
     if text is None:
         return ctx.reply.width or DEFAULT_WIDTH
@@ -103,6 +104,8 @@ async def _timeline(ctx: Context, args: Args) -> None:
     if not records:
         ctx.reply.out("no tasks")
         return
+    from .timeline import TaskSpan, render_timeline
+
     steps = recorder(ctx)
     kept = steps.steps_of(records) if steps is not None else {}
     rows = []

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import difflib
 import os
 import reprlib
 import sys
@@ -30,7 +29,6 @@ from .i18n import _
 from .instruments import Instruments, Stepped
 from .kinds import Kind, KindFunc, load_kinds
 from .registry import Registry, State, TaskRecord, check_name
-from .stacks import exception_text
 from .supervise import DEFAULT as DEFAULT_OPTIONS
 from .supervise import DependencyFailed, Group, Groups, TaskOptions, TimedOut, in_group, supervise
 from .taskhooks import TaskHooks
@@ -164,6 +162,8 @@ class Engine:
         found = self.kinds.get(name)
         if found is not None:
             return found
+        import difflib  # here, not at start-up: only a mistyped kind needs it
+
         close = difflib.get_close_matches(name, self.kinds, n=1)
         if close:
             raise CommandError(
@@ -437,6 +437,8 @@ class Engine:
                 record.error = one_line(str(exc))  # "timed out after 60 s"
             else:
                 record.error = one_line(f"{type(exc).__name__}: {_safe(str, exc)}".rstrip(": "))
+            from .stacks import exception_text  # a failure's, not every start's, import
+
             record.traceback = exception_text(exc)
             fields.update(error=record.error, traceback=record.traceback)
             event = ev.FAILED

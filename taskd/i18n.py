@@ -10,16 +10,17 @@ are templates for str.format: `_("no task named {name}").format(name=...)`.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import gettext
+    from pathlib import Path
 
 DOMAIN = "taskd"
-LOCALEDIR = Path(__file__).resolve().parent / "locale"
+LOCALEDIR = os.path.join(os.path.dirname(os.path.realpath(__file__)), "locale")
 LANGUAGES = ("en", "ja")
 _ENV_KEYS = ("LC_ALL", "LC_MESSAGES", "LANG")  # the POSIX order: the first set wins
 
@@ -151,7 +152,9 @@ def compile_po(text: str) -> bytes:
 
 def catalogs() -> list[Path]:
     """Every shipped .po file."""
-    return sorted(LOCALEDIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
+    from pathlib import Path  # the catalogs' tool, not taskd's start
+
+    return sorted(Path(LOCALEDIR).glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
 
 
 def main() -> int:

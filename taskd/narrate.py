@@ -24,7 +24,6 @@ from .errors import CommandError
 from .i18n import _
 from .instruments import Instrument
 from .registry import State, TaskRecord
-from .stacks import awaiting, own_frames
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -93,6 +92,8 @@ class Narrator(Instrument):
             records = self.engine.registry.select(words[1:], include_finished=False)
         except CommandError:
             return note
+        from .stacks import awaiting, own_frames  # when narrating, not at every start
+
         for record in records:
             if record.task is None and record.state is State.QUEUED:
                 note.dequeued.append(record)

@@ -7,6 +7,7 @@ import gettext
 import io
 import string
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from taskd import i18n
 from taskd.commands import COMMANDS
 from taskd.kinds import BUILTINS
 
-PO = i18n.LOCALEDIR / "ja" / "LC_MESSAGES" / "taskd.po"
+PO = Path(i18n.LOCALEDIR) / "ja" / "LC_MESSAGES" / "taskd.po"
 NARRATION = [
     "scheduled asyncio.create_task({call}); it runs at the loop's next turn",
     "called task.cancel(): a CancelledError is raised at the task's next await ({where})",

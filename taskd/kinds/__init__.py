@@ -15,7 +15,6 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from types import ModuleType
 
 from ..errors import ConfigError
@@ -43,7 +42,7 @@ def kind_folders(source: str) -> list[str]:
     config file SOURCE (when it is one), then the current folder."""
     folders = []
     if source and os.path.isfile(source):
-        folders.append(str(Path(source).resolve().parent))
+        folders.append(os.path.dirname(os.path.realpath(source)))
     try:
         folders.append(os.getcwd())
     except OSError:  # the current folder was removed: nothing to find there
