@@ -263,6 +263,8 @@ class Daemon:
         """Show task events on OUTPUT: styled when it can show styles, else plain;
         with timestamps when they are on (a sink of its own, so that the usual path
         does not even test for them)."""
+        if getattr(output, "discards", False):
+            return  # its stdout is /dev/null: nobody would see them
         stamps = self._timestamps
         sink: Sink
         if getattr(output, "styled", False):

@@ -170,6 +170,39 @@ def test_one_reply_larger_than_the_bound_arrives_whole(
     assert len(lines) == n + 1 and len(json.loads(lines[-1])) == n
 
 
+class _StdoutFrontend(IdleFrontend):
+    """An idle front-end whose output is a real stdout and stderr, on FD."""
+
+    def __init__(self, fd: int) -> None:
+        from taskd.frontends.sinks import StdOutput
+
+        self.output = StdOutput(lambda *_: None, lambda _: None, out_fd=fd, err_fd=fd)  # type: ignore[assignment]
+
+
+async def test_no_task_line_is_formatted_for_a_stdout_that_is_dev_null(tmp_path: Path) -> None:
+    """A detached daemon's stdout is /dev/null: no presenter makes its tasks' lines
+    for nobody, so with no other consumer no output event is made at all; a stdout
+    that is a file gets them."""
+    from taskd.events import OUTPUT
+
+    with open("/dev/null", "wb") as null, open(tmp_path / "out", "wb") as real:
+        for target, shown in ((null, False), (real, True)):
+            daemon = Daemon(Config(cancel_grace=GRACE))
+            front = _StdoutFrontend(target.fileno())
+            serving = asyncio.get_running_loop().create_task(daemon.serve(front))
+            while daemon.std.saved is None:
+                await asyncio.sleep(0)
+            try:
+                assert daemon.engine.bus.wants(OUTPUT) is shown
+                await daemon.execute("new msg hi 2 0 --name t", Reply(front.output))
+                await daemon.execute("wait t", Reply(front.output))
+            finally:
+                daemon.request_end()
+                await asyncio.wait_for(serving, DEADLINE)
+                daemon.std.restore()
+    assert (tmp_path / "out").read_text().splitlines()[1:3] == ["[t] hi", "[t] hi"]
+
+
 async def test_a_sink_on_dev_null_takes_nothing_to_its_thread(tmp_path: Path) -> None:
     """A served daemon's stdio is /dev/null: its task output costs no hand-over to a
     writer thread (it cost the loop a GIL hand-off every iteration)."""

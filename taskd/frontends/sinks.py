@@ -276,6 +276,9 @@ class StdOutput:
         # write(text): straight to stdout's queue, one call less for each line that
         # tasks print (up to 100,000 a second).
         self.write: Callable[[str], None] = self.stdout.put
+        # Task events shown on a stdout that is /dev/null would be formatted for
+        # nobody: the daemon does not show them here (replies still come).
+        self.discards = _is_devnull(out_fd)
 
     def line(self, line: Line) -> None:
         self.stdout.put((line if isinstance(line, str) else plain(line)) + "\n")
