@@ -21,11 +21,13 @@ def test_server_lines_are_one_json_object_a_line() -> None:
         "id": 3, "done": True, "ok": False, "skipped": True,
     }  # fmt: skip
     assert json.loads(protocol.bye("taskd ended")) == {"bye": "taskd ended"}
-    ev = json.loads(protocol.event("t1", "output", 1.5, {"text": "hi"}, "[t1] hi"))
+    ev = json.loads(protocol.event("t1", "done", 1.5, {"runtime_s": 0.5}, "t1 done"))
     assert ev == {
-        "event": {"task": "t1", "name": "output", "ts": 1.5, "fields": {"text": "hi"},
-                  "text": "[t1] hi"},
+        "event": {"task": "t1", "name": "done", "ts": 1.5, "fields": {"runtime_s": 0.5},
+                  "text": "t1 done"},
     }  # fmt: skip
+    lines = json.loads(protocol.output([("t1", 1.5, "hi"), ("t2", 1.75, "there")]))
+    assert lines == {"output": [["t1", 1.5, "hi"], ["t2", 1.75, "there"]]}
     for line in (protocol.hello(1, "x"), protocol.out(1, "é\x00\n"), protocol.bye("x")):
         assert line.endswith(b"\n") and line.count(b"\n") == 1
 
@@ -120,35 +122,46 @@ def test_any_json_never_raises(value: object) -> None:
     assert isinstance(result, ProtocolError | Request)
 
 
-@given(
-    st.text(max_size=20),
-    st.text(st.characters(exclude_categories=()), max_size=200),
-    st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.just(1764131000.5)),
+_LINES = st.lists(
+    st.tuples(
+        st.text(max_size=20),
+        st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.just(1764131000.5)),
+        st.text(st.characters(exclude_categories=()), max_size=200),
+    ),
+    min_size=1,
+    max_size=20,
 )
-def test_a_task_line_is_the_event_the_general_way_gives(task: str, line: str, ts: float) -> None:
-    """output_event, the socket's short way for task output, says byte for byte what
-    event() says with present_plain's text; only a line it cannot encode is left."""
-    from taskd.events import OUTPUT, Event
-    from taskd.formatting import present_plain
-
-    ev = Event(task, OUTPUT, {"text": line})
-    ev.ts = ts
-    general = protocol.event(task, OUTPUT, ts, ev.fields, present_plain(ev))
-    short = protocol.output_event(task, ts, line)
-    if short is None:
-        assert any(0xD800 <= ord(c) <= 0xDFFF for c in task + line)
-    else:
-        assert short == general
-    bound = protocol.output_event_bound(task, line)
-    if bound is None:
-        assert not (task + line).isascii()
-    else:
-        assert short is not None
-        assert 0 <= bound - len(short) == 24 - len(repr(ts))
 
 
-def test_the_bound_of_a_line_holds_for_the_longest_timestamps() -> None:
+@given(_LINES)
+def test_task_lines_go_as_one_line_that_gives_them_back_and_within_their_bound(
+    lines: list[tuple[str, float, str]],
+) -> None:
+    """output() sends a run of lines as one protocol line, whatever their text (lone
+    surrogates included: escaped); output_bound() is never below its size."""
+    data = protocol.output(lines)
+    assert data.endswith(b"\n") and data.count(b"\n") == 1
+    assert json.loads(data) == {"output": [list(line) for line in lines]}
+    assert protocol.output_bound(lines) >= len(data)
+
+
+@given(st.lists(st.tuples(st.text(st.characters(min_codepoint=32, max_codepoint=126),
+                                  max_size=20),
+                          st.floats(allow_nan=False, allow_infinity=False),
+                          st.text(st.characters(min_codepoint=32, max_codepoint=126),
+                                  max_size=200)),
+                min_size=1, max_size=20))  # fmt: skip
+def test_the_bound_of_printable_ascii_lines_is_their_size_but_for_the_timestamps(
+    lines: list[tuple[str, float, str]],
+) -> None:
+    """The usual text, printable ASCII: charged its size, over only by each line's
+    timestamp taking less than the longest float's 24 characters."""
+    slack = sum(24 - len(repr(ts)) for _task, ts, _text in lines)
+    assert protocol.output_bound(lines) - len(protocol.output(lines)) == slack
+
+
+def test_the_bound_holds_for_the_longest_timestamps_and_escapes() -> None:
     for ts in (-2.2250738585072014e-308, -1.7976931348623157e308, 0.0, 1795670569.7283242):
-        short = protocol.output_event("t", ts, 'a "quoted" \\ \x01 line')
-        bound = protocol.output_event_bound("t", 'a "quoted" \\ \x01 line')
-        assert short is not None and bound is not None and len(short) <= bound
+        for text in ('a "quoted" \\ \x01 line', "\x1b[31mred\x1b[0m", "é \U0001f600", "\udc80"):
+            lines = [("t", ts, text), ("t\x7f", ts, "plain")]
+            assert len(protocol.output(lines)) <= protocol.output_bound(lines)

@@ -26,10 +26,21 @@ from sockfake import FakeDaemon
 from taskd import protocol
 from taskd.events import OUTPUT
 from taskd.frontends.sockconn import Connection
-from taskd.frontends.sockserver import SocketServer
+from taskd.frontends.sockserver import HELD_LINE, SocketServer
 from taskd.sockpath import SocketError, pid_path
 
 TIMEOUT = 30
+
+
+def _pushed(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events a pushed message carries, [] for any other: an event, or a run of
+    task output lines, each as the output event it stands for."""
+    if "output" in obj:
+        return [
+            {"task": task, "name": "output", "ts": ts, "fields": {"text": text}}
+            for task, ts, text in obj["output"]
+        ]
+    return [obj["event"]] if "event" in obj else []
 
 
 class Client:
@@ -74,8 +85,8 @@ class Client:
         while True:
             obj = await self.recv()
             assert obj is not None, "connection closed before the reply was done"
-            if "event" in obj:
-                self.events.append(obj["event"])
+            if pushed := _pushed(obj):
+                self.events += pushed
                 continue
             assert obj.get("id") == rid, obj
             if "out" in obj:
@@ -301,14 +312,13 @@ async def test_subscribers_get_every_event_and_only_their_own_replies(
         assert await c.recv() == {"id": 50, "done": True, "ok": True}
     assert await a.ask("emit 3") == ([], [], True)
     assert await quiet.ask("echo mine") == (["mine"], [], True)
-    for _ in range(3):
+    while len(b.events) < 3:
         ev = await b.recv()
-        assert ev is not None and "event" in ev, ev
-        b.events.append(ev["event"])
+        assert ev is not None and _pushed(ev), ev
+        b.events += _pushed(ev)
     for c in (a, b):
-        assert [e["text"] for e in c.events] == ["[t1] event 0", "[t1] event 1", "[t1] event 2"]
-        assert c.events[0]["task"] == "t1" and c.events[0]["name"] == "output"
-        assert c.events[0]["fields"] == {"text": "event 0"}
+        assert [e["fields"] for e in c.events] == [{"text": f"event {i}"} for i in range(3)]
+        assert {(e["task"], e["name"]) for e in c.events} == {("t1", "output")}
     # b saw a's events but none of a's replies; quiet saw no events at all
     assert await b.ask("echo b") == (["b"], [], True)
     assert quiet.events == [] and await quiet.ask("echo q") == (["q"], [], True)
@@ -343,8 +353,8 @@ async def test_a_subscription_takes_exactly_the_events_emitted_while_it_lasts(
     daemon.bus.emit("t1", OUTPUT, {"text": "with b, a leaving"})
     texts = []
     while (obj := await a.recv()) != {"id": 2, "done": True, "ok": True}:
-        assert obj is not None and "event" in obj, obj
-        texts.append(obj["event"]["fields"]["text"])
+        assert obj is not None and _pushed(obj), obj
+        texts += [e["fields"]["text"] for e in _pushed(obj)]
     assert texts == ["before b", "with b", "with b, a leaving"]
     daemon.bus.emit("t1", OUTPUT, {"text": "after a"})
     assert await b.ask("echo b") == (["b"], [], True)
@@ -418,7 +428,7 @@ async def test_a_client_that_never_reads_is_cut_off_and_nobody_waits(sock_path: 
         reader.send_raw(protocol.subscribe(1))
         assert await reader.recv() == {"id": 1, "done": True, "ok": True}
         await until(lambda: len(server._subscribers) == 2, "both subscribed")
-        # 100 rounds of 1,000 events (about 10 MB), well past what the stuck client's
+        # 100 rounds of 1,000 events (about 3 MB), well past what the stuck client's
         # socket and bound hold; the reader (on this same loop, so it reads between
         # rounds only) takes every one.
         for round_ in range(100):
@@ -427,10 +437,10 @@ async def test_a_client_that_never_reads_is_cut_off_and_nobody_waits(sock_path: 
             while True:
                 obj = await reader.recv()
                 assert obj is not None
-                if "event" in obj:
-                    assert obj["event"]["fields"]["text"] == f"event {got}"
+                for event in _pushed(obj):
+                    assert event["fields"]["text"] == f"event {got}"
                     got += 1
-                elif obj == {"id": rid, "done": True, "ok": True}:
+                if obj == {"id": rid, "done": True, "ok": True}:
                     break
             assert got == 1000, round_
         assert len(server._subscribers) == 1
@@ -630,6 +640,17 @@ async def _line(sock: socket.socket, buf: bytearray) -> bytes:
     return line
 
 
+async def _texts(sock: socket.socket, buf: bytearray, n: int) -> list[str]:
+    """The texts of the next N task lines SOCK sends, which must come first."""
+    texts: list[str] = []
+    while len(texts) < n:
+        obj = json.loads(await _line(sock, buf))
+        assert "output" in obj, obj
+        texts += [text for _task, _ts, text in obj["output"]]
+    assert len(texts) == n
+    return texts
+
+
 async def _subscribed(path: str) -> tuple[socket.socket, bytearray]:
     sock = socket.socket(socket.AF_UNIX)
     sock.setblocking(False)
@@ -668,21 +689,19 @@ def test_events_held_for_a_client_not_reading_all_reach_it_when_it_reads(
 
     async def main() -> None:
         async with _sole_subscriber(tmp_path) as (daemon, conn, sock, buf):
-            n = 20_000  # about 2.4 MB: past its socket and BEHIND, short of the bound
+            # About 1 MB: past its socket and BEHIND; the lines held after those, charged
+            # their memory too (HELD_LINE), stay short of the bound.
+            n = 25_000
             for i in range(n):
                 daemon.bus.emit("t1", OUTPUT, {"text": f"event {i}"})
             assert conn._held, "nothing was held: the test no longer tests that"
             await asyncio.get_running_loop().sock_sendall(sock, protocol.request(2, "echo after"))
-            for i in range(n):
-                event = json.loads(await _line(sock, buf))["event"]
-                assert (event["fields"]["text"], event["text"]) == (
-                    f"event {i}", f"[t1] event {i}",
-                )  # fmt: skip
+            assert await _texts(sock, buf, n) == [f"event {i}" for i in range(n)]
             assert json.loads(await _line(sock, buf)) == {"id": 2, "out": "after"}
             assert json.loads(await _line(sock, buf)) == {"id": 2, "done": True, "ok": True}
             assert not conn._held and not conn.closed and daemon.reports == []
             daemon.bus.emit("t1", OUTPUT, {"text": "and on"})
-            assert json.loads(await _line(sock, buf))["event"]["fields"]["text"] == "and on"
+            assert await _texts(sock, buf, 1) == ["and on"]
             sock.close()
 
     _run_on(loop, main)
@@ -693,18 +712,27 @@ def test_held_events_count_at_no_less_than_their_bytes_against_the_bound(
     tmp_path: Path, loop: str
 ) -> None:
     """A sole subscriber that never reads is cut off, held lines or not, before more
-    than the bound of real bytes waits for it, and not much before."""
+    than the bound of real bytes waits for it; and not before lines charged their
+    most bytes and the memory they take while held (HELD_LINE) reach the bound."""
 
     async def main() -> None:
         async with _sole_subscriber(tmp_path) as (daemon, conn, sock, buf):
             sizes: list[int] = []
+            framing = len(protocol.output([])) - len(",")  # a message's, less a comma
 
-            def size(event: Any) -> None:
-                data = protocol.output_event(event.task, event.ts, event.fields["text"])
-                assert data is not None
-                sizes.append(len(data))
+            def size(task: str, ts: float, text: str) -> None:
+                sizes.append(len(protocol.output([(task, ts, text)])) - framing)
 
-            daemon.bus.subscribe(size)
+            daemon.bus.subscribe(lambda event: None, lines=size)
+            server = conn.server
+            written: list[int] = []  # the lines of each write (or hand-over) of events
+            flush = server.flush_events
+
+            def counted() -> None:
+                written.append(sum(len(i) for i in server._events if isinstance(i, list)))
+                flush()
+
+            server.flush_events = counted  # type: ignore[method-assign]
             held = False
             i = 0
             while not conn.closed:
@@ -720,9 +748,14 @@ def test_held_events_count_at_no_less_than_their_bytes_against_the_bound(
             loop = asyncio.get_running_loop()
             while chunk := await loop.sock_recv(sock, 1 << 20):
                 taken += len(chunk)
-            waited = sum(sizes) - taken
-            assert waited - sizes[-1] <= 4 << 20  # before the last line, within the bound
-            assert waited > 0.9 * (4 << 20)  # the bound is charged a few bytes a line more
+            # The last write was not made: it would have passed the bound.
+            lines = sum(written[:-1])
+            waited = sum(sizes[:lines]) - taken
+            assert 0 < waited <= 4 << 20  # within the bound
+            # the most a line here is charged: its longest JSON (the longest time stamp),
+            # and while held, its memory
+            most = protocol.output_bound([("t1", -2.2e-308, f"event {i}")]) + HELD_LINE
+            assert sum(written) * most > 4 << 20  # not cut off before that reached it
             sock.close()
 
     _run_on(loop, main)
@@ -738,17 +771,14 @@ def test_a_client_that_read_held_events_then_stops_still_waits_for_room(
 
     async def main() -> None:
         async with _sole_subscriber(tmp_path) as (daemon, conn, sock, buf):
-            for i in range(20_000):
+            for i in range(25_000):
                 daemon.bus.emit("t1", OUTPUT, {"text": f"event {i}"})
             assert conn._held
             requests = b"".join(protocol.request(10 + i, "lines 100000") for i in range(8))
             await asyncio.get_running_loop().sock_sendall(sock, requests)  # ~14 MB of replies
             await until(lambda: not conn._can_write.is_set(), "the commands waiting for room")
             assert len(daemon.executed) < 8  # held back: what it has not taken is bounded
-            for i in range(20_000):
-                assert json.loads(await _line(sock, buf))["event"]["fields"]["text"] == (
-                    f"event {i}"
-                )
+            assert await _texts(sock, buf, 25_000) == [f"event {i}" for i in range(25_000)]
             for rid in range(10, 18):
                 for i in range(100_000):
                     assert json.loads(await _line(sock, buf)) == {"id": rid, "out": f"line {i}"}

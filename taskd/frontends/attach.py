@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .. import formatting, protocol
 from ..config import Config
 from ..errors import CommandError, ConfigError
-from ..events import CANCELLED, DONE, FAILED, STARTED, Event
+from ..events import CANCELLED, DONE, FAILED, OUTPUT, STARTED, Event
 from ..output import Output
 from ..registry import FINAL, State
 from ..reply import Reply
@@ -178,6 +178,9 @@ class RemoteDaemon:
                 if "bye" in obj:
                     reason = str(obj["bye"])
                     break
+                if "output" in obj:
+                    self._on_output(obj["output"])
+                    continue
                 if "event" in obj:
                     self._on_event(obj["event"])
                     continue
@@ -198,6 +201,19 @@ class RemoteDaemon:
         line = formatting.present(event)
         if line is not None and self.output is not None:
             self.output.line(line)
+
+    def _on_output(self, lines: Any) -> None:
+        """Task output lines, [task, ts, text] each, shown as the local shell does."""
+        if not isinstance(lines, list) or self.output is None:
+            return
+        for item in lines:
+            try:
+                task, _ts, text = item
+            except (TypeError, ValueError):
+                continue
+            line = formatting.present(Event(str(task), OUTPUT, {"text": str(text)}))
+            if line is not None:
+                self.output.line(line)
 
     def _track(self, event: Event) -> None:
         registry = self.engine.registry

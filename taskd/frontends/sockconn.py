@@ -308,11 +308,8 @@ class Connection(asyncio.Protocol):
         waits, and is never cut off for its size (see _room)."""
         if self.closed:
             return
-        server = self.server
-        if self in server.subscribers:
-            if server.events_pending:
-                server.flush_events()  # events emitted before this line go before it
-            server.bound_changed()
+        if not self.server.flush_before(self):
+            return  # the events before it took it past its bound: cut off
         self._outbuf.append(data)
         self._outsize += len(data)
         if self._outsize >= WRITE_AT:
@@ -410,8 +407,8 @@ class Connection(asyncio.Protocol):
             self._closed()
             return
         if not self.closed:
-            if self.server.events_pending and self in self.server.subscribers:
-                self.server.flush_events()  # the events before it, then the last line
+            if not self.server.flush_before(self):
+                return  # the events before the last line took it past its bound
             self._flush()
         if reason is not None:
             self._transport.write(protocol.bye(reason))

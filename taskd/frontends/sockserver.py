@@ -3,17 +3,19 @@
 The server listens, accepts (a Connection each, sockconn.py), says bye to every
 client at the end, and hands task events to its subscribers.
 
-Task events are encoded once, gathered once for all subscribers, and written as one
-chunk to each: with 10 clients and a task printing a line per loop iteration, per
-event and client work (a list append, a bound check) cost more than the event's
-encoding, and a send() per client per line would be a million system calls.
+Task events are gathered once for all subscribers and written as one chunk to each:
+with 10 clients and a task printing a line per loop iteration, a send() per client
+per line would be a million system calls. Task output lines, by far the most
+frequent, are gathered as they are and encoded at the write, a run of them as one
+message (protocol.output): one C encoder call, a third of the bytes of an event
+each, for 10 clients to read.
 
-A client that has stopped reading cost the encoding of its events until it was cut
-off (about 40,000 lines at the 4 MiB bound). While every subscriber is far behind
-(BEHIND), task lines are gathered unencoded, charged at an upper bound of their
-size, and encoded only if a client takes them after all (Held). The bound is
-checked on that upper bound: such a client is cut off no later than it would be
-with the lines encoded.
+Each subscriber's bound is checked at each write: a client whose backlog would pass
+it is cut off instead of being written to. While every subscriber is far behind
+(BEHIND), the lines are not encoded at all but handed over as they are (Held),
+charged at an upper bound of their size plus the memory they take meanwhile, and
+encoded only if a client takes them after all: a client that has stopped reading
+costs the daemon little, and not for long.
 """
 
 from __future__ import annotations
@@ -23,10 +25,9 @@ import contextlib
 import os
 import stat
 from collections.abc import Callable
-from typing import cast
 
 from .. import __version__, protocol
-from ..events import CANCELLED, OUTPUT, RESTARTED, Event
+from ..events import CANCELLED, RESTARTED, Event
 from ..sockpath import SocketError, pid_path, prepare_folder, probe, read_pid
 from .sockconn import WRITE_AT, Connection, ServedDaemon
 
@@ -36,27 +37,29 @@ MAX_BUFFER = 4 << 20  # bytes queued for one client before it is cut off
 # a million system calls); replies to a command are not held.
 EVENT_LINGER = 0.005
 # Bytes its transport holds, beyond what its socket took, for a subscriber to be
-# behind: a client reading 64 KiB chunks as they come is not.
-BEHIND = 256 << 10
+# behind: a client reading as lines come is not (its socket takes about 400 kB first).
+BEHIND = 64 << 10
 MAX_CLIENTS = 1024
 CLOSE_GRACE = 1.0  # seconds for clients to take their last lines at the end
 UNIX_PATH_MAX = 107
 
 
-# A task's output line not encoded yet: (task, ts, line).
+# A task's output line: (task, ts, text); a run of them is encoded as one message.
 Line = tuple[str, float, str]
+# What is gathered for the subscribers: an encoded event, or a run of lines.
+Item = bytes | list[Line]
+# Bytes a gathered line is counted as, besides its task's and text's characters: about
+# what protocol.output() makes of it, for when to write (not for the bound).
+LINE_COST = 32
+# Bytes a line held unencoded (Held) takes in the daemon beyond the most its JSON can
+# take: a tuple, a float, a string's header (152 bytes measured for a 7-character
+# line, whose JSON is 36). A held line is charged both against the bound.
+HELD_LINE = 120
 
 
-def _encode(items: list[bytes | Line]) -> bytes:
-    parts = []
-    for item in items:
-        if isinstance(item, bytes):
-            parts.append(item)
-        else:
-            data = protocol.output_event(*item)
-            assert data is not None  # only ASCII lines are gathered unencoded
-            parts.append(data)
-    return b"".join(parts)
+def _encode(items: list[Item]) -> bytes:
+    parts = [item if isinstance(item, bytes) else protocol.output(item) for item in items]
+    return b"".join(parts) if len(parts) > 1 else parts[0]
 
 
 class Held:
@@ -65,10 +68,17 @@ class Held:
 
     __slots__ = ("_items", "_data", "size")
 
-    def __init__(self, items: list[bytes | Line], size: int) -> None:
+    def __init__(self, items: list[Item]) -> None:
         self._items = items
         self._data: bytes | None = None
-        self.size = size  # what the subscribers' bound is charged: at least the bytes
+        # What the subscribers' bound is charged: at least the bytes they will take,
+        # and at least the memory the lines take until then.
+        self.size = sum(
+            len(item)
+            if isinstance(item, bytes)
+            else protocol.output_bound(item) + HELD_LINE * len(item)
+            for item in items
+        )
 
     def encoded(self) -> bytes:
         if self._data is None:
@@ -93,15 +103,11 @@ class SocketServer:
         self.connections: set[Connection] = set()
         self.hello = protocol.hello(os.getpid(), __version__)
         self._subscribers: set[Connection] = set()
-        # Not yet written to the subscribers: encoded, or (while _holding) lines.
-        self._events: list[bytes | Line] = []
-        self._events_size = 0  # their bytes (for lines, an upper bound)
-        self._unencoded = False  # lines among them
-        # Every subscriber was BEHIND at the last flush: lines are gathered unencoded.
-        self._holding = False
-        # Bytes of events that may gather before any subscriber could pass its bound:
-        # checked against the subscribers' backlogs only when passed (0: check now).
-        self._headroom = 0
+        # Not yet written to the subscribers, in order: encoded events and runs of
+        # lines; _run is the last item while it is a run that lines join.
+        self._events: list[Item] = []
+        self._run: list[Line] | None = None
+        self._events_size = 0  # their bytes (for lines, about: LINE_COST)
         self._event_timer: asyncio.TimerHandle | None = None
         self._present: Callable[[Event], str | None] | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -155,9 +161,12 @@ class SocketServer:
     def subscribers(self) -> set[Connection]:
         return self._subscribers
 
-    @property
-    def events_pending(self) -> bool:
-        return bool(self._events)
+    def flush_before(self, conn: Connection) -> bool:
+        """Write the events gathered so far, before what CONN is sent next (they came
+        first); False when that took CONN past its bound, and it was cut off."""
+        if self._events and conn in self._subscribers:
+            self.flush_events()
+        return not conn.closed
 
     def subscribe(self, conn: Connection) -> None:
         if self._present is None:
@@ -168,8 +177,6 @@ class SocketServer:
             self.daemon.bus.subscribe(self._on_event, lines=self._on_line)
         self.flush_events()  # what was emitted before it subscribed is not for it
         self._subscribers.add(conn)
-        self._headroom = 0
-        self._holding = False
 
     def unsubscribe(self, conn: Connection) -> None:
         if conn in self._subscribers:
@@ -180,44 +187,30 @@ class SocketServer:
                 self.daemon.bus.unsubscribe(self._on_event)
                 self._drop_events()
 
-    def bound_changed(self) -> None:
-        """A subscriber's backlog grew by other means than events (a reply)."""
-        self._headroom = 0
-
     def _on_line(self, task: str, ts: float, line: str) -> None:
-        """A task's line, by far the most frequent event: encoded in one call, or
-        kept unencoded while nobody reads."""
-        if self._holding:
-            bound = protocol.output_event_bound(task, line)
-            if bound is not None:
-                self._events.append((task, ts, line))
-                self._unencoded = True
-                self._gathered(bound)
-                return
-        data = protocol.output_event(task, ts, line)
-        if data is None:  # a lone surrogate: the escaping encoder's way
-            event = Event(task, OUTPUT, {"text": line})
-            event.ts = ts
-            self._on_event(event)
-            return
-        self._events.append(data)
-        self._gathered(len(data))
+        """A task's line, by far the most frequent event: kept as it is (encoded
+        with its run at the write), in as few steps as can be."""
+        run = self._run
+        if run is None:
+            run = self._run = []
+            self._events.append(run)
+        run.append((task, ts, line))
+        self._gathered(len(task) + len(line) + LINE_COST)
 
     def _on_event(self, event: Event) -> None:
         data = self._encode_event(event)
         if data is None:
             return  # told at once to each (_to_the_others)
+        self._run = None  # lines after it make a run of their own
         self._events.append(data)
         self._gathered(len(data))
 
-    def _gathered(self, length: int) -> None:
-        """An event of LENGTH bytes (at most) joined the gathered ones."""
-        size = self._events_size = self._events_size + length
-        if size > self._headroom:
-            self._check_bounds()
+    def _gathered(self, size: int) -> None:
+        """SIZE bytes (about, for lines) joined the gathered events."""
+        size = self._events_size = self._events_size + size
         if size >= WRITE_AT:
             self.flush_events()  # a burst: let the kernels' buffers take their share now
-        elif self._event_timer is None and self._events:
+        elif self._event_timer is None:
             self._event_timer = asyncio.get_running_loop().call_later(
                 EVENT_LINGER, self.flush_events
             )
@@ -236,59 +229,44 @@ class SocketServer:
             return None
         return data
 
-    def _check_bounds(self) -> None:
-        """Cut off each subscriber whose backlog and the gathered events pass the
-        bound; the others leave the headroom until the next check."""
-        size = self._events_size
-        over = [c for c in self._subscribers if c.backlog() + size > self.max_buffer]
-        for conn in over:
-            conn.cut_off()  # its report is an event: it may come back to _on_event
-        self._headroom = self.max_buffer - max(
-            (c.backlog() for c in self._subscribers), default=0
-        )
-
     def flush_events(self) -> None:
-        """Write the gathered events, one chunk, to every subscriber."""
+        """Write the gathered events, one chunk, to every subscriber; cut off each one
+        whose backlog that chunk would take past the bound."""
         if self._event_timer is not None:
             self._event_timer.cancel()
             self._event_timer = None
         events = self._events
         if not events:
             return
-        size = self._events_size
         self._events = []
+        self._run = None
         self._events_size = 0
         subscribers = tuple(self._subscribers)
-        if self._unencoded:
-            self._unencoded = False
-            if all(conn.behind(BEHIND) for conn in subscribers):
-                held = Held(events, size)  # nobody reads: no encoding
-                for conn in subscribers:
-                    conn.hold(held)
-            else:
-                data = _encode(events)
-                for conn in subscribers:
-                    conn.write_events(data)
-        else:
-            encoded = cast("list[bytes]", events)  # no lines among them
-            data = b"".join(encoded) if len(encoded) > 1 else encoded[0]
+        if not subscribers:
+            return
+        limit = self.max_buffer
+        if all(conn.behind(BEHIND) for conn in subscribers):
+            held = Held(events)  # nobody reads: no encoding, unless one takes them
             for conn in subscribers:
-                conn.write_events(data)
-        self._holding = bool(subscribers)
-        worst = 0
+                if conn.backlog() + held.size > limit:
+                    conn.cut_off()  # its report is an event: it may come back here
+                else:
+                    conn.hold(held)
+            return
+        data = _encode(events)
         for conn in subscribers:
-            worst = max(worst, conn.backlog())
-            self._holding = self._holding and conn.behind(BEHIND)
-        self._headroom = self.max_buffer - worst
+            if conn.backlog() + len(data) > limit:
+                conn.cut_off()
+            else:
+                conn.write_events(data)
 
     def _drop_events(self) -> None:
         if self._event_timer is not None:
             self._event_timer.cancel()
             self._event_timer = None
         self._events = []
+        self._run = None
         self._events_size = 0
-        self._unencoded = False
-        self._holding = False
 
     def _to_the_others(self, event: Event, data: bytes) -> None:
         """The asker of a `cancel` or `restart` has its reply; every other client is
@@ -308,7 +286,6 @@ class SocketServer:
                 conn.cut_off()  # its report is an event: it may come back to _on_event
             else:
                 conn.write_events(own)
-        self._headroom = 0
 
     # -- the end -----------------------------------------------------------------------
 
