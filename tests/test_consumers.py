@@ -4,12 +4,14 @@ a stalled consumer bounded; a task's real stack reachable."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from conftest import IdleFrontend
@@ -25,20 +27,28 @@ BOUND = GRACE + 1.0
 SLACK = 4.0  # a loaded 2-core machine; the tasks here would otherwise run for ever
 
 
-async def test_two_front_ends_get_their_own_replies_and_both_see_events() -> None:
+@contextlib.asynccontextmanager
+async def _serving(*fronts: IdleFrontend) -> AsyncIterator[Daemon]:
+    """A real Daemon serving FRONTS on this loop; ended, and sys.stdout and sys.stderr
+    given back, at the end of the block."""
     daemon = Daemon(Config(cancel_grace=GRACE))
-    first, second = IdleFrontend(), IdleFrontend()
-    serving = asyncio.get_running_loop().create_task(daemon.serve(first, second))
+    serving = asyncio.get_running_loop().create_task(daemon.serve(*fronts))
     while daemon.std.saved is None:
         await asyncio.sleep(0)
     try:
-        await daemon.execute("new tick 0.001 2 --name t", Reply(first.output))
-        await daemon.execute("show", Reply(second.output))
-        await daemon.execute("wait t", Reply(first.output))
+        yield daemon
     finally:
         daemon.request_end()
         await asyncio.wait_for(serving, DEADLINE)
         daemon.std.restore()
+
+
+async def test_two_front_ends_get_their_own_replies_and_both_see_events() -> None:
+    first, second = IdleFrontend(), IdleFrontend()
+    async with _serving(first, second) as daemon:
+        await daemon.execute("new tick 0.001 2 --name t", Reply(first.output))
+        await daemon.execute("show", Reply(second.output))
+        await daemon.execute("wait t", Reply(first.output))
     one, two = first.output.lines, second.output.lines
     assert "started t" in one and "started t" not in two
     assert any(line.startswith("NAME ") for line in two)
@@ -187,19 +197,11 @@ async def test_no_task_line_is_formatted_for_a_stdout_that_is_dev_null(tmp_path:
 
     with open("/dev/null", "wb") as null, open(tmp_path / "out", "wb") as real:
         for target, shown in ((null, False), (real, True)):
-            daemon = Daemon(Config(cancel_grace=GRACE))
             front = _StdoutFrontend(target.fileno())
-            serving = asyncio.get_running_loop().create_task(daemon.serve(front))
-            while daemon.std.saved is None:
-                await asyncio.sleep(0)
-            try:
+            async with _serving(front) as daemon:
                 assert daemon.engine.bus.wants(OUTPUT) is shown
                 await daemon.execute("new msg hi 2 0 --name t", Reply(front.output))
                 await daemon.execute("wait t", Reply(front.output))
-            finally:
-                daemon.request_end()
-                await asyncio.wait_for(serving, DEADLINE)
-                daemon.std.restore()
     assert (tmp_path / "out").read_text().splitlines()[1:3] == ["[t] hi", "[t] hi"]
 
 
