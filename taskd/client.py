@@ -60,7 +60,7 @@ class Connection:
             self.sock.close()
             raise ClientError(f"taskd: error: cannot reach {path}: {exc.strerror}", USAGE) from None
         self._lines: deque[bytes] = deque()
-        self._partial = b""
+        self._partial: list[bytes] = []  # a line's start, until its newline comes
         self.next_id = 0
         hello = self.receive()
         if hello is None or "bye" in hello:
@@ -86,8 +86,16 @@ class Connection:
             data = b""
         if not data:
             return False
-        *whole, self._partial = (self._partial + data).split(b"\n")
+        if b"\n" not in data:
+            self._partial.append(data)  # a long reply: joined once, when it is whole
+            return True
+        *whole, tail = data.split(b"\n")
+        if self._partial:
+            whole[0] = b"".join([*self._partial, whole[0]])
+            self._partial.clear()
         self._lines.extend(whole)
+        if tail:
+            self._partial.append(tail)
         return True
 
     def has_line(self) -> bool:
@@ -98,7 +106,7 @@ class Connection:
         while not self._lines:
             if not self.fill():
                 return None
-        obj = protocol.decode(self._lines.popleft())
+        obj = protocol.decode(self._lines.popleft(), protocol.MAX_REPLY)
         if isinstance(obj, protocol.ProtocolError):
             raise ClientError(
                 f"taskd: error: unexpected reply from the daemon: {obj.message}", FAILED

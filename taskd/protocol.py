@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 
 VERSION = 1
 MAX_LINE = 1 << 20  # bytes in one request line, newline excluded
+# Bytes in one line a client takes from the daemon: a reply can be far longer than a
+# request (`show --json` of 50,000 tasks is one line of 15 MB); the bound only keeps
+# a broken peer from filling a client's memory.
+MAX_REPLY = 1 << 30
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 _dumps_ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=str).encode
@@ -188,12 +192,13 @@ def text_of(raw: bytes, limit: int) -> str:
         ) from None
 
 
-def decode(raw: bytes) -> dict[str, Any] | ProtocolError:
-    """One received line (its newline optional) as a JSON object, or what was wrong."""
+def decode(raw: bytes, limit: int = MAX_LINE) -> dict[str, Any] | ProtocolError:
+    """One received line (its newline optional) as a JSON object, or what was wrong;
+    a line over LIMIT bytes is wrong (a request's limit unless told)."""
     if raw.endswith(b"\n"):
         raw = raw[:-1]
     try:
-        text = text_of(raw, MAX_LINE)
+        text = text_of(raw, limit)
     except BadLine as exc:
         return ProtocolError(str(exc))
     try:

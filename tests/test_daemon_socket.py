@@ -24,6 +24,8 @@ from reliability import DEADLINE, wait_until
 from shellkit import plain
 from test_shell_pty import ENTER, Terminal
 
+from taskd import protocol
+
 GRACE = 0.5
 BOUND = GRACE + 1.0
 SLACK = 4.0
@@ -413,6 +415,30 @@ def test_a_reply_larger_than_the_client_buffer_is_not_cut_off(
     shown = d.send("show", "--json")  # about 500 kB on one line, 8 times the bound
     assert shown.returncode == 0, shown.stderr
     assert len(json.loads(shown.stdout)) == 2000
+
+
+def test_replies_longer_than_a_request_may_be_reach_send_and_attach(
+    daemon: Callable[[], Daemon],
+) -> None:
+    """A request line is bounded at 1 MiB; a reply is not: `show --json` of 5,000 tasks
+    is one line of about 1.5 MB, which `send` prints whole and `attach` reads at its
+    start (it crashed on it, with a traceback)."""
+    d = daemon()
+    assert d.start().returncode == 0
+    script = "".join(f"new idle --name w{i}\n" for i in range(5000))
+    assert d.send("-", stdin=script).returncode == 0
+    shown = d.send("show", "--all", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert len(shown.stdout) > protocol.MAX_LINE
+    assert len(json.loads(shown.stdout)) == 5000
+    term = Terminal({**d.env, "TERM": "xterm-256color"}, f"attach --socket {d.socket}")
+    try:
+        term.wait_for(r"5000 running")  # the toolbar, from the long reply
+        term.send("detach" + ENTER)
+        assert term.left_as_found()[0] == "0"
+    finally:
+        term.child.close(force=True)
+    assert "Traceback" not in plain(term.raw)
 
 
 def test_a_cancel_is_the_askers_reply_and_the_other_clients_event(

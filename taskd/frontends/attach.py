@@ -96,8 +96,8 @@ class RemoteDaemon:
 
     @classmethod
     async def connect(cls, path: str) -> RemoteDaemon:
-        reader, writer = await asyncio.open_unix_connection(path, limit=protocol.MAX_LINE + 2)
-        hello = protocol.decode(await reader.readline())
+        reader, writer = await asyncio.open_unix_connection(path, limit=protocol.MAX_REPLY + 2)
+        hello = protocol.decode(await reader.readline(), protocol.MAX_REPLY)
         if isinstance(hello, protocol.ProtocolError) or "bye" in hello:
             writer.close()
             reason = hello.get("bye") if isinstance(hello, dict) else hello.message
@@ -172,7 +172,7 @@ class RemoteDaemon:
         reason = "the connection to the daemon was lost"
         try:
             while raw := await self._reader.readline():
-                obj = protocol.decode(raw)
+                obj = protocol.decode(raw, protocol.MAX_REPLY)
                 if isinstance(obj, protocol.ProtocolError):
                     continue
                 if "bye" in obj:
@@ -318,7 +318,15 @@ async def _attach(config: Config, path: str) -> int:
     remote = cast("Daemon", daemon)  # the few things the shell asks of a daemon
     reading = asyncio.get_running_loop().create_task(daemon.read_forever(), name="attach:read")
     await daemon.subscribe()
-    await daemon.load()
+    try:
+        await daemon.load()
+    except CommandError:  # it ended (or cut us off) before the shell was up
+        reason = daemon.bye.result() if daemon.bye.done() else "the daemon ended"
+        print(f"taskd: {reason}; detached", file=sys.stderr)
+        reading.cancel()
+        await asyncio.wait({reading})
+        daemon.close()
+        return 0
     daemon.output = await shell.open(remote)
     status = asyncio.get_running_loop().create_task(daemon.watch_status(), name="attach:status")
     loop = asyncio.get_running_loop()
