@@ -20,6 +20,7 @@ import json
 import os
 import signal
 import sys
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -28,6 +29,7 @@ from .. import formatting, protocol
 from ..config import Config
 from ..errors import CommandError, ConfigError
 from ..events import CANCELLED, DONE, FAILED, OUTPUT, STARTED, Event
+from ..fragments import Fragments
 from ..output import Output
 from ..registry import FINAL, State
 from ..reply import Reply
@@ -62,8 +64,18 @@ class _Registry:
 
     def __init__(self) -> None:
         self.live: dict[str, _Record] = {}
-        self.finished: dict[str, _Record] = {}
+        # The last `history` finished, as the daemon keeps them (config `history`):
+        # an attached shell left for days must not keep every task that ever ended.
+        self.finished: OrderedDict[str, _Record] = OrderedDict()
+        self.history = 1000
         self.finished_count = 0
+
+    def finish(self, record: _Record) -> None:
+        finished = self.finished
+        finished.pop(record.name, None)
+        finished[record.name] = record
+        while len(finished) > max(self.history, 0):
+            finished.popitem(last=False)
 
     def records(self, include_finished: bool = False) -> Iterator[_Record]:
         if include_finished:
@@ -199,12 +211,12 @@ class RemoteDaemon:
             return
         self._track(event)
         line = formatting.present(event)
-        if line is not None and self.output is not None:
-            self.output.line(line)
+        if line is not None:
+            self._show(line)
 
     def _on_output(self, lines: Any) -> None:
         """Task output lines, [task, ts, text] each, shown as the local shell does."""
-        if not isinstance(lines, list) or self.output is None:
+        if not isinstance(lines, list):
             return
         for item in lines:
             try:
@@ -213,7 +225,15 @@ class RemoteDaemon:
                 continue
             line = formatting.present(Event(str(task), OUTPUT, {"text": str(text)}))
             if line is not None:
-                self.output.line(line)
+                self._show(line)
+
+    def _show(self, line: Fragments) -> None:
+        """A pushed line on the screen, as the local shell shows task events: past
+        what the terminal can take they are dropped and counted, so that this client
+        keeps reading and the daemon never has to cut it off for a flood."""
+        output = self.output
+        if output is not None:
+            getattr(output, "event_line", output.line)(line)
 
     def _track(self, event: Event) -> None:
         registry = self.engine.registry
@@ -225,7 +245,7 @@ class RemoteDaemon:
             record = registry.live.pop(event.task, None)
             if record is not None:
                 record.state = State(event.event)
-                registry.finished[event.task] = record
+                registry.finish(record)
                 registry.finished_count += 1
 
     async def load(self) -> None:
@@ -238,12 +258,10 @@ class RemoteDaemon:
         if ok and outs:
             for item in json.loads(outs[0]):
                 record = _Record(item["name"], item["kind"], State(item["state"]))
-                where = (
-                    self.engine.registry.finished
-                    if record.state in FINAL
-                    else self.engine.registry.live
-                )
-                where[record.name] = record
+                if record.state in FINAL:
+                    self.engine.registry.finish(record)
+                else:
+                    self.engine.registry.live[record.name] = record
 
     async def subscribe(self) -> None:
         self._next += 1
@@ -314,6 +332,7 @@ async def _attach(config: Config, path: str) -> int:
     except (OSError, SocketError) as exc:
         print(f"taskd: error: cannot attach: {exc}", file=sys.stderr)
         return 2
+    daemon.engine.registry.history = config.history
     shell = ShellFrontend(config, lag=lambda: daemon.lag)
     remote = cast("Daemon", daemon)  # the few things the shell asks of a daemon
     reading = asyncio.get_running_loop().create_task(daemon.read_forever(), name="attach:read")
