@@ -105,6 +105,11 @@ def output_bound(lines: list[tuple[str, float, str]]) -> int:
     return total
 
 
+def dropped(count: int) -> bytes:
+    """To a lossy subscriber: COUNT task events were dropped while it was behind."""
+    return encode({"dropped": count})
+
+
 def bye(reason: str) -> bytes:
     return encode({"bye": reason})
 
@@ -119,8 +124,11 @@ def request(rid: int, line: str, strict: bool = False) -> bytes:
     return encode(req)
 
 
-def subscribe(rid: int) -> bytes:
-    return encode({"id": rid, "subscribe": True})
+def subscribe(rid: int, lossy: bool = False) -> bytes:
+    req: dict[str, Any] = {"id": rid, "subscribe": True}
+    if lossy:
+        req["lossy"] = True
+    return encode(req)
 
 
 def cancel(rid: int, target: int) -> bytes:
@@ -148,7 +156,7 @@ class ProtocolError:
 class Request:
     """One well-formed request: exactly one of LINE, SUBSCRIBE or CANCEL is set."""
 
-    __slots__ = ("rid", "line", "subscribe", "cancel", "strict")
+    __slots__ = ("rid", "line", "subscribe", "cancel", "strict", "lossy")
 
     def __init__(
         self,
@@ -157,12 +165,14 @@ class Request:
         subscribe: bool = False,
         cancel: int | None = None,
         strict: bool = False,
+        lossy: bool = False,
     ) -> None:
         self.rid = rid
         self.line = line
         self.subscribe = subscribe
         self.cancel = cancel
         self.strict = strict
+        self.lossy = lossy  # a subscriber that would rather lose events than be cut off
 
     def __repr__(self) -> str:
         return (
@@ -246,7 +256,10 @@ def parse_request(raw: bytes) -> Request | ProtocolError:
     if "subscribe" in obj:
         if not isinstance(obj["subscribe"], bool):
             return ProtocolError('"subscribe" must be true or false', rid)
-        return Request(rid, subscribe=obj["subscribe"])
+        lossy = obj.get("lossy", False)
+        if not isinstance(lossy, bool):
+            return ProtocolError('"lossy" must be true or false', rid)
+        return Request(rid, subscribe=obj["subscribe"], lossy=lossy)
     target = obj["cancel"]
     if not _is_int(target):
         return ProtocolError('"cancel" must be the integer id of a request', rid)

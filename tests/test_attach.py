@@ -43,6 +43,7 @@ async def test_pushed_lines_show_as_events_and_the_finished_are_kept_to_the_hist
     pushed = [_event(f"t{i}", "started", kind="idle") for i in range(10)]
     pushed.append(protocol.output([("t0", 1.0, "hello"), ("t1", 1.5, "world")]))
     pushed += [_event(f"t{i}", "done", runtime_s=0.5) for i in range(10)]
+    pushed.append(protocol.dropped(7))  # it fell behind: the daemon lost 7 for it
     pushed.append(protocol.bye("taskd ended"))
     theirs.sendall(b"".join(pushed))
     await asyncio.wait_for(daemon.read_forever(), 5)
@@ -50,8 +51,14 @@ async def test_pushed_lines_show_as_events_and_the_finished_are_kept_to_the_hist
     assert list(registry.finished) == ["t7", "t8", "t9"]  # the daemon's history size
     assert registry.finished_count == 10 and not registry.live
     assert screen.shown[:2] == [("event", "[t0] hello"), ("event", "[t1] world")]
-    assert {how for how, _ in screen.shown} == {"event"}
-    assert len(screen.shown) == 12  # the two lines and ten ends
+    assert {how for how, _ in screen.shown[:-1]} == {"event"}
+    assert len(screen.shown) == 13  # the two lines, ten ends, and the loss told
+    assert screen.shown[-1] == (
+        "error", "taskd: 7 task events not shown: this client could not keep up\n"
+    )
     assert await daemon.bye == "taskd ended"
+    resync = daemon._resync  # it asked which tasks there are now: the daemon went
+    assert resync is not None
+    await asyncio.wait_for(resync, 5)
     daemon.close()
     theirs.close()

@@ -52,7 +52,9 @@ def test_requests_round_trip() -> None:
     req = protocol.parse_request(protocol.request(8, "new idle", strict=True))
     assert isinstance(req, Request) and req.strict
     req = protocol.parse_request(protocol.subscribe(9))
-    assert isinstance(req, Request) and req.subscribe and req.line is None
+    assert isinstance(req, Request) and req.subscribe and req.line is None and not req.lossy
+    req = protocol.parse_request(protocol.subscribe(9, lossy=True))
+    assert isinstance(req, Request) and req.subscribe and req.lossy
     req = protocol.parse_request(protocol.cancel(10, 7))
     assert isinstance(req, Request) and req.cancel == 7
     req = protocol.parse_request(b'{"id": 1, "line": "show", "taskd": 1, "future": "ignored"}')
@@ -75,6 +77,7 @@ def test_requests_round_trip() -> None:
         (b'{"id": 1, "line": 5}', '"line" must be a string', 1),
         (b'{"id": 1, "line": "a\\nb"}', "without newlines", 1),
         (b'{"id": 1, "subscribe": "yes"}', "true or false", 1),
+        (b'{"id": 1, "subscribe": true, "lossy": 1}', '"lossy" must be true or false', 1),
         (b'{"id": 1, "cancel": "2"}', "integer id", 1),
         (b"[" * 100_000 + b"]" * 100_000, "not JSON", None),
         (b'{"id": 1' + b"0" * 5000 + b', "line": "x"}', "not JSON", None),

@@ -708,6 +708,57 @@ def test_events_held_for_a_client_not_reading_all_reach_it_when_it_reads(
 
 
 @pytest.mark.parametrize("loop", _loops())
+def test_a_lossy_subscriber_loses_events_past_its_bound_and_is_told_how_many(
+    tmp_path: Path, loop: str
+) -> None:
+    """A person's terminal (attach) subscribes lossy: past its bound it is not cut
+    off; what it cannot take is dropped and counted, and it reads what was written
+    with {"dropped": N} lines where events were lost: none lost unaccounted."""
+
+    async def main() -> None:
+        path = str(tmp_path / "run" / "taskd.sock")
+        daemon = FakeDaemon()
+        server = SocketServer(daemon, max_buffer=256 << 10)
+        await server.start(path)
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(socket.AF_UNIX)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, path)
+            buf = bytearray()
+            assert json.loads(await _line(sock, buf))["taskd"] == 1
+            await loop.sock_sendall(sock, protocol.subscribe(1, lossy=True))
+            assert json.loads(await _line(sock, buf)) == {"id": 1, "done": True, "ok": True}
+            (conn,) = server.subscribers
+            n = 60_000  # about 2 MB of lines: far past the 256 KiB bound
+            for i in range(n):
+                daemon.bus.emit("t1", OUTPUT, {"text": f"event {i}"})
+                if i % 1000 == 999:
+                    await asyncio.sleep(0)  # the server writes what it can as it goes
+            server.flush_events()
+            assert not conn.closed and daemon.reports == []
+            daemon.bus.emit("t1", OUTPUT, {"text": "after"})
+            server.flush_events()
+            texts: list[str] = []
+            dropped = 0
+            while "after" not in texts:
+                obj = json.loads(await _line(sock, buf))
+                if "dropped" in obj:
+                    dropped += obj["dropped"]  # told where they were lost, in order
+                else:
+                    texts += [text for _task, _ts, text in obj["output"]]
+            assert dropped > n // 2 and len(texts) - 1 + dropped == n
+            got = [int(text.split()[1]) for text in texts[:-1]]
+            assert got == sorted(got)  # in order; the lost ones are gaps
+            assert not conn.closed and conn.dropped == 0
+        finally:
+            sock.close()
+            await server.aclose()
+
+    _run_on(loop, main)
+
+
+@pytest.mark.parametrize("loop", _loops())
 def test_held_events_count_at_no_less_than_their_bytes_against_the_bound(
     tmp_path: Path, loop: str
 ) -> None:

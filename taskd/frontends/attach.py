@@ -16,6 +16,7 @@ says bye to every attached shell: each prints one line and exits 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -105,6 +106,7 @@ class RemoteDaemon:
         self.lag: float | None = None
         self._next = 0
         self._pending: dict[int, asyncio.Queue[dict[str, Any]]] = {}
+        self._resync: asyncio.Task[None] | None = None
 
     @classmethod
     async def connect(cls, path: str) -> RemoteDaemon:
@@ -193,6 +195,9 @@ class RemoteDaemon:
                 if "output" in obj:
                     self._on_output(obj["output"])
                     continue
+                if "dropped" in obj:
+                    self._on_dropped(obj["dropped"])
+                    continue
                 if "event" in obj:
                     self._on_event(obj["event"])
                     continue
@@ -227,6 +232,22 @@ class RemoteDaemon:
             if line is not None:
                 self._show(line)
 
+    def _on_dropped(self, count: Any) -> None:
+        """The daemon lost COUNT events for us (we fell behind, a flood of them): say
+        so, and ask again which tasks there are, since some of those were ends."""
+        if self.output is not None:
+            self.output.error(
+                f"taskd: {count} task events not shown: this client could not keep up\n"
+            )
+        if self._resync is None or self._resync.done():
+            self._resync = asyncio.get_running_loop().create_task(
+                self._resync_tasks(), name="attach:resync"
+            )
+
+    async def _resync_tasks(self) -> None:
+        with contextlib.suppress(CommandError):  # the daemon went meanwhile
+            await self._tasks()
+
     def _show(self, line: Fragments) -> None:
         """A pushed line on the screen, as the local shell shows task events: past
         what the terminal can take they are dropped and counted, so that this client
@@ -254,8 +275,13 @@ class RemoteDaemon:
         if ok and outs:
             for item in json.loads(outs[0]):
                 self.engine.kinds[item["name"]] = _Kind(item["name"], item["summary"])
+        await self._tasks()
+
+    async def _tasks(self) -> None:
+        """The live and finished tasks, as the daemon has them now."""
         outs, _, ok = await self.ask("show --all --json")
         if ok and outs:
+            self.engine.registry.live.clear()
             for item in json.loads(outs[0]):
                 record = _Record(item["name"], item["kind"], State(item["state"]))
                 if record.state in FINAL:
@@ -265,7 +291,7 @@ class RemoteDaemon:
 
     async def subscribe(self) -> None:
         self._next += 1
-        self._writer.write(protocol.subscribe(self._next))
+        self._writer.write(protocol.subscribe(self._next, lossy=True))
 
     async def watch_status(self) -> None:
         """The toolbar's log and lag, from the daemon, once a second."""
@@ -282,6 +308,8 @@ class RemoteDaemon:
             await asyncio.sleep(1.0)
 
     def close(self) -> None:
+        if self._resync is not None:
+            self._resync.cancel()
         self._writer.close()
 
 

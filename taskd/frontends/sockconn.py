@@ -95,6 +95,10 @@ class Connection(asyncio.Protocol):
         self._held: list[Held] = []
         self._held_size = 0
         self._watching = False  # transport limits lowered: resume_writing when drained
+        # A lossy subscriber loses events past its bound instead of being cut off;
+        # `dropped` counts them until it is told (take_dropped).
+        self.lossy = False
+        self.dropped = 0
         self._flush_scheduled = False
         self._can_write = asyncio.Event()
         self._can_write.set()
@@ -197,7 +201,7 @@ class Connection(asyncio.Protocol):
                 self._say_bye(req.message)
             return
         if req.subscribe:
-            self.server.subscribe(self)
+            self.server.subscribe(self, req.lossy)
             self.send(protocol.done(req.rid, True))
         elif req.cancel is not None:
             self.send(protocol.done(req.rid, self._cancel(req.cancel)))
@@ -333,12 +337,17 @@ class Connection(asyncio.Protocol):
         transport = self._transport
         return transport is not None and transport.get_write_buffer_size() >= size
 
+    def take_dropped(self) -> bytes:
+        """The line that tells this client how many events it lost; the count restarts."""
+        count, self.dropped = self.dropped, 0
+        return protocol.dropped(count)
+
     def write_events(self, data: bytes) -> None:
         """Events gathered for all subscribers, after what was queued before them."""
         if self.closed or self._transport is None:
             return
-        if self._outbuf or self._held:
-            self._flush()
+        if self._outbuf or self._held or self.dropped:
+            self._flush()  # what came first, and how many were lost before these
         self._transport.write(data)
 
     def hold(self, held: Held) -> None:
@@ -352,6 +361,16 @@ class Connection(asyncio.Protocol):
             self._flush()
         self._held.append(held)
         self._held_size += held.size
+        self._watch(transport)
+
+    def lose(self, count: int) -> None:
+        """COUNT events this lossy subscriber could not take: it is told how many as
+        soon as its transport has drained, or with the next events it takes."""
+        self.dropped += count
+        if not self.closed and self._transport is not None:
+            self._watch(self._transport)
+
+    def _watch(self, transport: asyncio.Transport) -> None:
         if not self._watching:
             self._watching = True
             transport.set_write_buffer_limits(high=0)  # pause_writing now, resume drained
@@ -359,18 +378,22 @@ class Connection(asyncio.Protocol):
             self._release()  # drained already: no resume_writing is coming
 
     def _release(self) -> None:
-        """Write the held events (first of what is queued), and watch no longer."""
+        """Write the held events (first of what is queued), then how many events were
+        lost after them; and watch no longer."""
         transport = self._transport
         if self._watching and transport is not None and not self.closed:
             self._watching = False
             transport.set_write_buffer_limits(high=self.server.max_buffer)
-        held = self._held
-        if not held or self.closed or transport is None:
+        if self.closed or transport is None:
             return
-        data = b"".join([h.encoded() for h in held]) if len(held) > 1 else held[0].encoded()
-        held.clear()
-        self._held_size = 0
-        transport.write(data)
+        held = self._held
+        if held:
+            data = b"".join([h.encoded() for h in held]) if len(held) > 1 else held[0].encoded()
+            held.clear()
+            self._held_size = 0
+            transport.write(data)
+        if self.dropped:
+            transport.write(self.take_dropped())
 
     def cut_off(self) -> None:
         """Past the bound with events: the client was not reading, and nobody waits
@@ -392,8 +415,8 @@ class Connection(asyncio.Protocol):
         self._flush_scheduled = False
         if self.closed or self._transport is None:
             return
-        if self._held:
-            self._release()  # they came first
+        if self._held or self.dropped:
+            self._release()  # they came first (and those lost after them)
         if not self._outbuf:
             return
         data = b"".join(self._outbuf) if len(self._outbuf) > 1 else self._outbuf[0]

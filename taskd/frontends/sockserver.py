@@ -168,7 +168,7 @@ class SocketServer:
             self.flush_events()
         return not conn.closed
 
-    def subscribe(self, conn: Connection) -> None:
+    def subscribe(self, conn: Connection, lossy: bool = False) -> None:
         if self._present is None:
             from ..formatting import present_plain  # the engine's side: when first needed
 
@@ -176,6 +176,7 @@ class SocketServer:
         if not self._subscribers:
             self.daemon.bus.subscribe(self._on_event, lines=self._on_line)
         self.flush_events()  # what was emitted before it subscribed is not for it
+        conn.lossy = lossy
         self._subscribers.add(conn)
 
     def unsubscribe(self, conn: Connection) -> None:
@@ -249,16 +250,28 @@ class SocketServer:
             held = Held(events)  # nobody reads: no encoding, unless one takes them
             for conn in subscribers:
                 if conn.backlog() + held.size > limit:
-                    conn.cut_off()  # its report is an event: it may come back here
+                    self._over(conn, events)
                 else:
+                    if conn.dropped:
+                        conn.hold(Held([conn.take_dropped()]))
                     conn.hold(held)
             return
         data = _encode(events)
         for conn in subscribers:
             if conn.backlog() + len(data) > limit:
-                conn.cut_off()
+                self._over(conn, events)
             else:
                 conn.write_events(data)
+
+    @staticmethod
+    def _over(conn: Connection, events: list[Item]) -> None:
+        """EVENTS would take CONN past its bound: a lossy subscriber (a person's
+        terminal) loses them, counted, and is told how many when it takes events
+        again; any other is cut off (its report is an event: it may come back here)."""
+        if conn.lossy:
+            conn.lose(sum(1 if isinstance(i, bytes) else len(i) for i in events))
+        else:
+            conn.cut_off()
 
     def _drop_events(self) -> None:
         if self._event_timer is not None:
@@ -283,7 +296,7 @@ class SocketServer:
         for conn in tuple(self._subscribers):
             own = data if conn is by else others
             if conn.backlog() + len(own) > self.max_buffer:
-                conn.cut_off()  # its report is an event: it may come back to _on_event
+                self._over(conn, [own])
             else:
                 conn.write_events(own)
 
