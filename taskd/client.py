@@ -248,20 +248,47 @@ def _send_lines(conn: Connection, source: str, strict: bool) -> int:
 
 
 class _Source:
-    """Command lines from a file descriptor, read only when select() says so."""
+    """Command lines from a file descriptor, read only when select() says so. A line
+    over MAX_LINE is not kept (`head -c 1G /dev/zero | taskd send -` must not fill
+    memory): only its length, for the error it gets in its place."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.eof = False
-        self._partial = b""
+        self._partial = bytearray()
+        self._skipped = 0  # bytes of an over-long line seen so far
 
-    def read(self) -> list[bytes]:
+    def read(self) -> list[bytes | _Refused]:
         chunk = os.read(self.fd, 1 << 16)
         if not chunk:
             self.eof = True
-            return [self._partial] if self._partial else []
-        *whole, self._partial = (self._partial + chunk).split(b"\n")
-        return whole
+            last = self._end() if self._partial or self._skipped else None
+            return [last] if last is not None else []
+        *whole, tail = chunk.split(b"\n")
+        lines: list[bytes | _Refused] = []
+        for piece in whole:
+            self._take(piece)
+            lines.append(self._end())
+        self._take(tail)
+        return lines
+
+    def _take(self, piece: bytes) -> None:
+        if self._skipped:
+            self._skipped += len(piece)
+        elif len(self._partial) + len(piece) > MAX_LINE + 1:  # +1: a CR before LF
+            self._skipped = len(self._partial) + len(piece)
+            self._partial.clear()
+        else:
+            self._partial += piece
+
+    def _end(self) -> bytes | _Refused:
+        """The line gathered so far, now that it has ended."""
+        if self._skipped:
+            length, self._skipped = self._skipped, 0
+            return _Refused(str(protocol.too_long(length, MAX_LINE)))
+        line = bytes(self._partial)
+        self._partial.clear()
+        return line
 
 
 def _pump(conn: Connection, fd: int, label: str, strict: bool) -> int:
@@ -319,7 +346,7 @@ def _pump(conn: Connection, fd: int, label: str, strict: bool) -> int:
         if fd in readable:
             for raw in source.read():
                 lineno += 1
-                checked = _check(raw)
+                checked = raw if isinstance(raw, _Refused) else _check(raw)
                 if isinstance(checked, _Refused):
                     queue.append((lineno, None, checked.message))
                 elif checked is not None:

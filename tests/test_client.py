@@ -150,6 +150,39 @@ def test_send_stdin_reads_lines_as_script_mode_does(served: Served) -> None:
     assert done.returncode == 1
 
 
+def test_an_over_long_line_from_stdin_is_refused_in_its_place_and_never_kept(
+    served: Served,
+) -> None:
+    """`head -c 8M /dev/zero | taskd send -` must not hold the line in memory (nor copy
+    it at each chunk): only its length is kept, for its error."""
+    from taskd import client
+
+    long = b"echo " + b"x" * (8 << 20) + b"\n"
+    done = run("send", served.path, "-", stdin=b"echo before\n" + long + b"echo after\n")
+    assert done.stdout.splitlines() == ["before", "after"]
+    assert done.stderr == f"<stdin>:2: error: line too long ({len(long) - 1} bytes; the limit " \
+        "is 65536)\n"
+    read, write = os.pipe()
+    source = client._Source(read)
+    os.set_blocking(write, False)
+    kept = 0
+    lines: list[object] = []
+    pending = long + b"echo after"
+    while not source.eof:
+        if pending:
+            try:
+                pending = pending[os.write(write, pending):]
+            except BlockingIOError:
+                pass
+            if not pending:
+                os.close(write)
+        lines += source.read()
+        kept = max(kept, len(source._partial))
+    os.close(read)
+    assert kept <= client.MAX_LINE + 1  # never more of a line than may be sent
+    assert isinstance(lines[0], client._Refused) and lines[1:] == [b"echo after"]
+
+
 def test_send_file(served: Served, tmp_path: Path) -> None:
     script = tmp_path / "s.tdc"
     script.write_bytes(SCRIPT)
