@@ -17,6 +17,7 @@ import time
 from collections import deque
 
 from . import protocol
+from .linesplit import LineSplitter, LineTooLong
 from .sockpath import default_path
 
 TYPE_CHECKING = False  # typing is not imported at run time: the light clients' start
@@ -248,47 +249,27 @@ def _send_lines(conn: Connection, source: str, strict: bool) -> int:
 
 
 class _Source:
-    """Command lines from a file descriptor, read only when select() says so. A line
-    over MAX_LINE is not kept (`head -c 1G /dev/zero | taskd send -` must not fill
-    memory): only its length, for the error it gets in its place."""
+    """Command lines from a file descriptor, read only when select() says so; a line
+    over MAX_LINE is refused in its place without being kept (linesplit.py)."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.eof = False
-        self._partial = bytearray()
-        self._skipped = 0  # bytes of an over-long line seen so far
+        self._lines = LineSplitter(MAX_LINE + 1)  # +1: a CR before the LF
 
     def read(self) -> list[bytes | _Refused]:
         chunk = os.read(self.fd, 1 << 16)
-        if not chunk:
-            self.eof = True
-            last = self._end() if self._partial or self._skipped else None
-            return [last] if last is not None else []
-        *whole, tail = chunk.split(b"\n")
-        lines: list[bytes | _Refused] = []
-        for piece in whole:
-            self._take(piece)
-            lines.append(self._end())
-        self._take(tail)
-        return lines
-
-    def _take(self, piece: bytes) -> None:
-        if self._skipped:
-            self._skipped += len(piece)
-        elif len(self._partial) + len(piece) > MAX_LINE + 1:  # +1: a CR before LF
-            self._skipped = len(self._partial) + len(piece)
-            self._partial.clear()
+        if chunk:
+            lines = self._lines.feed(chunk)
         else:
-            self._partial += piece
-
-    def _end(self) -> bytes | _Refused:
-        """The line gathered so far, now that it has ended."""
-        if self._skipped:
-            length, self._skipped = self._skipped, 0
-            return _Refused(str(protocol.too_long(length, MAX_LINE)))
-        line = bytes(self._partial)
-        self._partial.clear()
-        return line
+            self.eof = True
+            lines = self._lines.end()
+        return [
+            _Refused(str(protocol.too_long(line.length, MAX_LINE)))
+            if isinstance(line, LineTooLong)
+            else line
+            for line in lines
+        ]
 
 
 def _pump(conn: Connection, fd: int, label: str, strict: bool) -> int:

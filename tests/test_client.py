@@ -177,7 +177,7 @@ def test_an_over_long_line_from_stdin_is_refused_in_its_place_and_never_kept(
             if not pending:
                 os.close(write)
         lines += source.read()
-        kept = max(kept, len(source._partial))
+        kept = max(kept, len(source._lines._partial))
     os.close(read)
     assert kept <= client.MAX_LINE + 1  # never more of a line than may be sent
     assert isinstance(lines[0], client._Refused) and lines[1:] == [b"echo after"]

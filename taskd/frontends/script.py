@@ -14,11 +14,12 @@ from contextlib import aclosing
 
 from ..daemon import Daemon
 from ..errors import CommandError
+from ..linesplit import LineTooLong
 from ..output import Output
 from ..protocol import BadLine, text_of, too_long
 from ..reply import Reply
 from .sinks import StdOutput
-from .streams import LineTooLong, fill_closed, path_chunks, split_lines, stdin_chunks
+from .streams import fill_closed, path_chunks, split_lines, stdin_chunks
 
 MAX_LINE = 64 * 1024
 BOM = "\ufeff"

@@ -32,6 +32,7 @@ from contextlib import aclosing
 import aiofiles
 
 from ..clock import exempt, freeze
+from ..linesplit import LineSplitter, LineTooLong
 
 CHUNK = 1 << 16
 
@@ -189,44 +190,14 @@ async def file_chunks(path: str | int) -> AsyncGenerator[bytes, None]:
         executor.shutdown(wait=False)
 
 
-class LineTooLong:
-    """Stands for a line over the limit; only its length is kept."""
-
-    def __init__(self, length: int) -> None:
-        self.length = length
-
-
 async def split_lines(
     chunks: AsyncIterator[bytes], limit: int
 ) -> AsyncGenerator[bytes | LineTooLong, None]:
     """Lines without their newline; a last line without one still counts. A line
     over LIMIT bytes is not kept in memory: it comes out as a LineTooLong."""
-    partial = bytearray()
-    skipped = 0  # bytes of an over-long line seen so far
+    splitter = LineSplitter(limit)
     async for chunk in chunks:
-        start = 0
-        while True:
-            end = chunk.find(b"\n", start)
-            if end < 0:
-                piece = chunk[start:]
-                if skipped:
-                    skipped += len(piece)
-                elif len(partial) + len(piece) > limit:
-                    skipped = len(partial) + len(piece)
-                    partial.clear()
-                else:
-                    partial += piece
-                break
-            piece = chunk[start:end]
-            if skipped or len(partial) + len(piece) > limit:
-                yield LineTooLong(skipped + len(partial) + len(piece))
-                skipped = 0
-            else:
-                partial += piece
-                yield bytes(partial)
-            partial.clear()
-            start = end + 1
-    if skipped:
-        yield LineTooLong(skipped)
-    elif partial:
-        yield bytes(partial)
+        for line in splitter.feed(chunk):
+            yield line
+    for line in splitter.end():
+        yield line
