@@ -32,6 +32,8 @@ def one_line(text: str, limit: int = MAX_DETAIL) -> str:
 
 def duration(seconds: float) -> str:
     """A short human duration: 0.25s, 12.3s, 3m04s, 2h03m."""
+    if 0.0 <= seconds < 10:
+        return _CENTIS[int(seconds * 100.0 + 0.5)]
     if seconds < 10:
         return f"{seconds:.2f}s"
     if seconds < 60:
@@ -66,6 +68,10 @@ def iso(ts: float) -> str:
     return head + _MILLIS[micro // 1000]
 
 
+# Under ten seconds, by hundredths, rounded half up: a `show` of 10,000 tasks looks up
+# its ages here instead of formatting 10,000 floats (2.0 -> 0.7 ms; tests/bench,
+# scenario responsive). 10.00s is for the last half hundredth below ten.
+_CENTIS = [f"{n // 100}.{n % 100:02d}s" for n in range(1001)]
 _ISO_SECONDS: dict[int, str] = {}  # "2026-11-25T10:00:00" by whole second
 _MILLIS = [f".{n:03d}+00:00" for n in range(1000)]
 
@@ -105,25 +111,33 @@ class _Columns:
         self.kinds = kinds = [r.kind for r in records]
         self.states = states = [_STATE_TEXT[r.state] for r in records]
         self.ages = ages = _ages(records, clocks.monotonic())
-        texts = list(map(details, records))
-        self.texts: list[str] = texts
+        # A running task with the default options shows its last line, whoever
+        # details it: DETAILS is asked only for the other rows.
+        self.texts = [
+            r.last_line
+            if r.state is _RUNNING and r.options is None and not r.restored
+            else details(r)
+            for r in records
+        ]
         self.name_sizes = name_sizes = _widths(names)
-        kind_sizes = _widths(kinds)
+        kind_sizes = {kind: cwidth(kind) for kind in set(kinds)}
+        distinct_states = set(states)
+        age_sizes = set(map(len, ages))
         w = self.w = [
             max(len(COLUMNS[0]), max(name_sizes, default=0)),
-            max(len(COLUMNS[1]), max(kind_sizes, default=0)),
-            max([len(COLUMNS[2]), *map(len, set(states))]),
-            max([len(COLUMNS[3]), *map(len, set(ages))]),
+            max([len(COLUMNS[1]), *kind_sizes.values()]),
+            max([len(COLUMNS[2]), *map(len, distinct_states)]),
+            max([len(COLUMNS[3]), *age_sizes]),
         ]
+        self.even_ages = age_sizes == {w[3]}  # no age needs padding
         header = "  ".join(head.ljust(n) for head, n in zip(COLUMNS, w, strict=False))
         self.header = (header + "  " + COLUMNS[4]).rstrip()
         # After a name of each width: its padding. A kind with its padding. A state's.
         self.name_pads = {size: " " * (w[0] - size) + "  " for size in set(name_sizes)}
         self.kind_cells = {
-            kind: kind + " " * (w[1] - size) + "  "
-            for kind, size in set(zip(kinds, kind_sizes, strict=True))
+            kind: kind + " " * (w[1] - size) + "  " for kind, size in kind_sizes.items()
         }
-        self.state_pads = {state: " " * (w[2] - len(state)) + "  " for state in set(states)}
+        self.state_pads = {state: " " * (w[2] - len(state)) + "  " for state in distinct_states}
 
     def rests(self) -> list[str]:
         """What follows each state: its padding, the age, the detail; no trailing
@@ -177,40 +191,43 @@ def table_text(
     40,000 fragments for 10,000 rows only to join them again (tests/bench, scenario
     responsive)."""
     c = _Columns(records, depths, details)
-    name_pads, kind_cells, state_pads, w3 = c.name_pads, c.kind_cells, c.state_pads, c.w[3]
+    name_pads, kind_cells, w3 = c.name_pads, c.kind_cells, c.w[3]
+    states = {state: state + pad for state, pad in c.state_pads.items()}
+    ages = c.ages if c.even_ages else [age.ljust(w3) for age in c.ages]
     return [
         c.header,
         *[
-            f"{name}{name_pads[size]}{kind_cells[kind]}{state}{state_pads[state]}"
-            f"{age.ljust(w3)}  {text}"
+            f"{name}{name_pads[size]}{kind_cells[kind]}{states[state]}{age}  {text}"
             if text and not text[-1].isspace()
-            else f"{name}{name_pads[size]}{kind_cells[kind]}{state}{state_pads[state]}"
-            f"{age.ljust(w3)}  {text}".rstrip()
+            else f"{name}{name_pads[size]}{kind_cells[kind]}{states[state]}{age}  {text}".rstrip()
             for name, size, kind, state, age, text in zip(
-                c.names, c.name_sizes, c.kinds, c.states, c.ages, c.texts, strict=True
+                c.names, c.name_sizes, c.kinds, c.states, ages, c.texts, strict=True
             )
         ],
     ]
 
 
 _STATE_TEXT = {state: str(state.value) for state in State}
+_RUNNING = State.RUNNING
 
 
 def _ages(records: list[TaskRecord], now: float) -> list[str]:
     """The AGE cells: duration(record.runtime(now)), or "-" when the start is not
     known; without a call per row for the usual age under 10 s."""
     now = now or clocks.monotonic()  # as runtime() does
-    runtimes = [
-        ((now if r.ended is None else r.ended) - r.started) if r.started_at else None
+    centis = _CENTIS
+    return [
+        centis[int(s * 100.0 + 0.5)]
+        if 0.0 < (s := (now if r.ended is None else r.ended) - r.started) < 10 and r.started_at
+        else _age(s, r.started_at)
         for r in records
     ]
-    return [
-        "-" if s is None
-        else f"{s:.2f}s" if 0.0 < s < 10
-        else duration(s) if s >= 10
-        else "0.00s"  # runtime() is never below 0
-        for s in runtimes
-    ]
+
+
+def _age(runtime: float, started_at: float) -> str:
+    if not started_at:
+        return "-"
+    return duration(runtime) if runtime > 0.0 else "0.00s"  # runtime() is never below 0
 
 
 def _widths(column: list[str]) -> list[int]:
@@ -283,9 +300,7 @@ def _cut_fragments(line: Fragments, width: int) -> Fragments:
     return out
 
 
-def two_columns(
-    rows: list[tuple[str, str]], width: int | None, indent: str = ""
-) -> list[str]:
+def two_columns(rows: list[tuple[str, str]], width: int | None, indent: str = "") -> list[str]:
     """`help`'s and `kinds`' list: a left column padded by display width, the text
     beside it wrapped at word boundaries to WIDTH; a left cell too wide to leave the
     text a fair share goes on a line of its own, the text under it."""

@@ -50,6 +50,44 @@ def test_the_plain_table_is_the_styled_tables_text(
     assert text == styled
 
 
+
+@given(st.floats(min_value=0.0, max_value=10.0, exclude_max=True))
+def test_a_duration_under_ten_seconds_is_in_hundredths(seconds: float) -> None:
+    hundredths = seconds * 100.0
+    if abs(hundredths % 1.0 - 0.5) > 1e-6:  # away from a tie, as format() rounds
+        assert formatting.duration(seconds) == f"{seconds:.2f}s"
+
+
+def test_a_duration_tie_rounds_up_and_nine_point_nine_nine_five_is_ten() -> None:
+    assert [formatting.duration(s) for s in (0.0, 0.125, 0.375, 1.0, 9.994, 9.996)] == [
+        "0.00s", "0.13s", "0.38s", "1.00s", "9.99s", "10.00s",
+    ]
+    assert formatting.duration(-3.0) == "-3.00s"
+    assert formatting.duration(12.0) == "12.0s"
+
+
+@given(st.lists(records(), max_size=8))
+def test_each_age_is_the_tasks_runtime_or_a_dash(rows: list[TaskRecord]) -> None:
+    now = clocks.monotonic()
+    expected = [formatting.duration(r.runtime(now)) if r.started_at else "-" for r in rows]
+    assert formatting._ages(rows, now) == expected
+
+
+def test_details_is_asked_only_for_rows_that_are_not_plain_running_ones() -> None:
+    plain_row, queued, restored = (TaskRecord(n, "tick", ()) for n in ("a", "b", "c"))
+    plain_row.last_line = "tick 1"
+    queued.state = State.QUEUED
+    restored.restored = True
+    asked: list[str] = []
+
+    def details(record: TaskRecord) -> str:
+        asked.append(record.name)
+        return "from details"
+
+    lines = formatting.table_text([plain_row, queued, restored], None, details)
+    assert asked == ["b", "c"]
+    assert lines[1].endswith("  tick 1") and lines[2].endswith("  from details")
+
 def test_table_columns_line_up_by_display_width() -> None:
     a, b = TaskRecord("別のタスク", "tick", ()), TaskRecord("t1", "idle", ())
     a.last_line = "tick 3"
