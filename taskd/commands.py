@@ -350,7 +350,7 @@ async def _show(ctx: Context, args: Args) -> None:
         if not include:  # a task asked for by name is shown however it ended
             records = [r for r in records if not r.finished or r.name in args.words]
     else:
-        records = list(engine.registry.records(include))
+        records = engine.registry.records(include)
     if "--system" in args.flags:
         records += formatting.system_records(list(engine.registry.live.values()))
     depths = None

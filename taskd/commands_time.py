@@ -74,7 +74,7 @@ def _chosen(ctx: Context, patterns: list[str]) -> list[TaskRecord]:
     """Live and finished tasks matching PATTERNS (all without), in order of start."""
     engine = ctx.engine
     engine.settle(list(engine.registry.live.values()))
-    everything = list(engine.registry.records(include_finished=True))
+    everything = engine.registry.records(include_finished=True)
     if not patterns:
         chosen = everything
     else:

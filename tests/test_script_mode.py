@@ -155,3 +155,42 @@ def test_end_before_the_input_ends_closes_the_reader_itself(
     assert Daemon(Config()).run(ScriptFrontend(str(script))) == 0
     assert closed == ["script"]
     assert "Task was destroyed" not in capfd.readouterr().err
+
+
+def test_the_reply_to_a_batch_goes_out_before_the_next_batch_is_read() -> None:
+    """Under load a loop iteration runs thousands of steps: a reply must not wait for
+    the rest of it. The next batch is asked for without the loop running in between,
+    so the reply can only be in the pipe if it was handed over at the batch's end."""
+    import os
+    import select
+
+    from taskd.config import Config
+    from taskd.daemon import Daemon
+    from taskd.frontends.script import ScriptFrontend
+    from taskd.frontends.sinks import StdOutput
+    from taskd.output import Output
+
+    read_end, write_end = os.pipe()
+    seen: list[bytes] = []
+
+    class Piped(ScriptFrontend):
+        async def open(self, daemon: Daemon) -> Output:
+            self._daemon = daemon
+            self._output = StdOutput(self._broken, self._stalled, out_fd=write_end)
+            return self._output
+
+        def _chunks(self) -> AsyncGenerator[bytes, None]:
+            return self._batches()
+
+        async def _batches(self) -> AsyncGenerator[bytes, None]:
+            yield b"show\n"
+            # The loop is held here: only the writer thread can fill the pipe now.
+            if select.select([read_end], [], [], 10)[0]:
+                seen.append(os.read(read_end, 100))
+
+    try:
+        assert Daemon(Config()).run(Piped()) == 0
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert seen == [b"no tasks\n"]

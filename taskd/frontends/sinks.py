@@ -286,6 +286,11 @@ class StdOutput:
     def error(self, text: str) -> None:
         self.stderr.put(text)
 
+    def flush(self) -> None:
+        """Hand what is queued to the writers now, not at the end of this iteration."""
+        self.stdout.hand_over()
+        self.stderr.hand_over()
+
     async def drain(self) -> None:
         await asyncio.gather(self.stdout.drain(STALLED), self.stderr.drain(STALLED))
 

@@ -190,14 +190,16 @@ async def file_chunks(path: str | int) -> AsyncGenerator[bytes, None]:
         executor.shutdown(wait=False)
 
 
-async def split_lines(
+async def line_batches(
     chunks: AsyncIterator[bytes], limit: int
-) -> AsyncGenerator[bytes | LineTooLong, None]:
-    """Lines without their newline; a last line without one still counts. A line
-    over LIMIT bytes is not kept in memory: it comes out as a LineTooLong."""
+) -> AsyncGenerator[list[bytes | LineTooLong], None]:
+    """The lines of each chunk, together: where a batch ends, the input paused, and
+    the replies to it can go out at once. Lines come without their newline; a last
+    line without one still counts. A line over LIMIT bytes is not kept in memory: it
+    comes out as a LineTooLong."""
     splitter = LineSplitter(limit)
     async for chunk in chunks:
-        for line in splitter.feed(chunk):
-            yield line
-    for line in splitter.end():
-        yield line
+        if batch := splitter.feed(chunk):
+            yield batch
+    if batch := splitter.end():
+        yield batch
