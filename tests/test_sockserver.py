@@ -233,6 +233,30 @@ async def test_replies_carry_the_id_and_say_ok(
     await client.close()
 
 
+
+async def test_the_last_reply_is_written_before_the_loop_runs_anything_else(
+    sock_path: str, served: tuple[FakeDaemon, SocketServer]
+) -> None:
+    """Under load the rest of a loop iteration is thousands of steps: what a client
+    asked is answered (its done reply in its socket) before any of them runs."""
+    daemon, server = served
+    client = await Client.connect(sock_path)
+    await client.hello()
+    loop = asyncio.get_running_loop()
+    waiting: list[int] = []
+    answered = FakeDaemon.execute
+
+    async def execute(line: str, reply: Any) -> None:
+        (conn,) = server.connections
+        # At the loop's next turn, before anything the command schedules.
+        loop.call_soon(lambda: waiting.append(conn.backlog()))
+        await answered(daemon, line, reply)
+
+    daemon.execute = execute  # type: ignore[method-assign]
+    assert await client.ask("echo hi") == (["hi"], [], True)
+    assert waiting == [0]
+    await client.close()
+
 async def test_strict_requests_after_a_failure_are_skipped(
     sock_path: str, served: tuple[FakeDaemon, SocketServer]
 ) -> None:
