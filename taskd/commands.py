@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
-from . import clocks, formatting
+from . import clocks, formatting, table
 from .errors import CommandError, shown
 from .fragments import Fragments
 from .i18n import _
@@ -352,18 +352,18 @@ async def _show(ctx: Context, args: Args) -> None:
     else:
         records = engine.registry.records(include)
     if "--system" in args.flags:
-        records += formatting.system_records(list(engine.registry.live.values()))
+        records += table.system_records(list(engine.registry.live.values()))
     depths = None
     if "--tree" in args.flags:
-        records, depths = formatting.tree(records)
+        records, depths = table.tree(records)
     if "--json" in args.flags:
         ctx.reply.out(formatting.records_json(records, clocks.monotonic()))
     elif not records:
         ctx.reply.out(_("no tasks") if not include else _("no tasks, live or finished"))
     elif getattr(ctx.reply, "plain", False):  # a socket's reply has no `plain`
-        ctx.reply.text(formatting.table_text(records, depths, engine.detail))
+        ctx.reply.text(table.table_text(records, depths, engine.detail))
     else:
-        lines = formatting.table(records, ctx.reply.width, depths, engine.detail)
+        lines = table.table(records, ctx.reply.width, depths, engine.detail)
         ctx.reply.lines(lines)  # type: ignore[arg-type]
 
 

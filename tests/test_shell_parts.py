@@ -103,7 +103,7 @@ def test_wants_color() -> None:
 def test_task_colours_are_stable_and_lines_keep_their_text() -> None:
     """Lines come as data (which piece is a task, a state, a header); painting keeps
     every character and styles the pieces by what they are, whatever the wording."""
-    from taskd import formatting
+    from taskd import formatting, table
     from taskd.events import Event
 
     assert colors.task_style("tick-1") == colors.task_style("tick-1")
@@ -113,7 +113,7 @@ def test_task_colours_are_stable_and_lines_keep_their_text() -> None:
     lines = [
         formatting.present(Event("tick-1", "output", {"text": "tick 3"})),
         formatting.present(Event("f", "failed", {"runtime_s": 0.0, "error": "E: x"})),
-        *formatting.table([record]),
+        *table.table([record]),
     ]
     painted = [colors.paint_fragments(line, is_error=False) for line in lines if line]
     texts = ["".join(t for _, t, *_ in p) for p in painted]

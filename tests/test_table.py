@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from taskd import clocks, formatting
+from taskd import clocks, formatting, table
 from taskd.fragments import plain
 from taskd.output import MemoryOutput
 from taskd.registry import State, TaskRecord
@@ -43,8 +43,8 @@ def test_the_plain_table_is_the_styled_tables_text(
     saved = clocks.monotonic
     clocks.monotonic = lambda: frozen  # both tables at the same moment
     try:
-        styled = [plain(line) for line in formatting.table(rows, None, depths)]
-        text = formatting.table_text(rows, depths)
+        styled = [plain(line) for line in table.table(rows, None, depths)]
+        text = table.table_text(rows, depths)
     finally:
         clocks.monotonic = saved
     assert text == styled
@@ -70,7 +70,7 @@ def test_a_duration_tie_rounds_up_and_nine_point_nine_nine_five_is_ten() -> None
 def test_each_age_is_the_tasks_runtime_or_a_dash(rows: list[TaskRecord]) -> None:
     now = clocks.monotonic()
     expected = [formatting.duration(r.runtime(now)) if r.started_at else "-" for r in rows]
-    assert formatting._ages(rows, now) == expected
+    assert table._ages(rows, now) == expected
 
 
 def test_details_is_asked_only_for_rows_that_are_not_plain_running_ones() -> None:
@@ -84,14 +84,14 @@ def test_details_is_asked_only_for_rows_that_are_not_plain_running_ones() -> Non
         asked.append(record.name)
         return "from details"
 
-    lines = formatting.table_text([plain_row, queued, restored], None, details)
+    lines = table.table_text([plain_row, queued, restored], None, details)
     assert asked == ["b", "c"]
     assert lines[1].endswith("  tick 1") and lines[2].endswith("  from details")
 
 def test_table_columns_line_up_by_display_width() -> None:
     a, b = TaskRecord("別のタスク", "tick", ()), TaskRecord("t1", "idle", ())
     a.last_line = "tick 3"
-    lines = formatting.table_text([a, b])
+    lines = table.table_text([a, b])
     assert lines[0].startswith("NAME        KIND  STATE    AGE")
     assert lines[1].startswith("別のタスク  tick  running  ")
     assert lines[1].endswith("  tick 3")
