@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import termios
@@ -174,6 +175,51 @@ def test_ctrl_z_suspends_and_fg_redraws(tmux: Callable[..., Tmux]) -> None:
     term.type("echo status=$?\r")
     term.wait_for("status=0")
 
+
+
+def _switches(pid: int) -> int:
+    """The process's context switches so far: a stopped process makes none."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["voluntary_ctxt_switches"]) + int(fields["nonvoluntary_ctxt_switches"])
+
+
+def test_continued_in_the_background_it_stops_again_and_fg_gives_it_back(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """`kill -STOP`, then `kill -CONT` from elsewhere, continues taskd in the
+    background: its prompt would draw over the job shell, which has the terminal, and
+    the answers to its cursor queries would land in that shell's input. It stops
+    itself again; `fg` gives it the terminal back in its own raw mode. (bash as the
+    job shell: like zsh and fish, it takes the terminal back in its own modes.)"""
+    term = Tmux(tmp_path, env)
+    try:
+        term.type("exec bash --norc\r")
+        term.type(f"{PYTHON} -m taskd\r")
+        term.wait_for("taskd>")
+        term.type("new shell 'echo pid=$PPID' --name p\r")  # $PPID of its sh is taskd
+        pid = int(re.findall(r"\[p\] pid=(\d+)", term.wait_for("p done after"))[0])
+        os.kill(pid, signal.SIGSTOP)
+        term.wait_until(lambda _: _state(pid) == "T", "taskd stopped")
+        term.wait_for("Stopped")  # the job shell says so, and has the terminal
+        ran = _switches(pid)
+        os.kill(pid, signal.SIGCONT)
+        term.wait_until(
+            lambda _: _switches(pid) > ran and _state(pid) == "T",
+            "taskd ran, then stopped again",
+        )
+        term.type("fg\r")
+        term.wait_until(lambda _: _state(pid) != "T", "taskd running again")
+        term.wait_until(lambda _: not _cooked(term), "the prompt's raw mode back")
+        term.type("show --all\r")
+        term.wait_until(lambda s: re.search(r"p +shell +done", s) is not None, "show ran")
+        term.type("end\r")
+        term.wait_until(lambda _: not Path(f"/proc/{pid}").exists(), "taskd ended")
+        term.type("echo status=$?\r")
+        term.wait_for("status=0")
+    finally:
+        term.close()
 
 def _after(screen: str, mark: str) -> str:
     """What SCREEN shows after the last MARK ('' if it has none)."""

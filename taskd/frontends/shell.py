@@ -61,6 +61,7 @@ from . import colors
 from .above import AboveThePrompt
 from .completion import TaskdCompleter
 from .history import make_history
+from .jobcontrol import stopped_in_background
 from .terminal import real_terminal
 from .toolbar import LagMeter, toolbar
 
@@ -144,26 +145,30 @@ class ShellFrontend:
     async def run(self, daemon: Daemon) -> None:
         meter = asyncio.get_running_loop().create_task(self.lag.run(), name="taskd:lag")
         try:
-            while not daemon.ending:
-                line = await self._read_line()
-                if line is None:  # Ctrl-D on an empty line, or the terminal is gone
-                    daemon.request_end(signal.SIGHUP if self.hung_up else None)
-                    return
-                if not line.strip():
-                    continue
-                assert self.output is not None
-                # While it runs, the toolbar is the output's last line (above.py).
-                self.output.status(lambda: self._toolbar(daemon))
-                try:
-                    with self._typing_unechoed():
-                        await self._execute(daemon, line)
-                        # A command's output comes before the next prompt, even
-                        # when the next line was typed ahead.
-                        await self._drain()
-                finally:
-                    self.output.status(None)
+            with stopped_in_background(self._terminal_fd(), self._app):
+                await self._run(daemon)
         finally:
             meter.cancel()
+
+    async def _run(self, daemon: Daemon) -> None:
+        while not daemon.ending:
+            line = await self._read_line()
+            if line is None:  # Ctrl-D on an empty line, or the terminal is gone
+                daemon.request_end(signal.SIGHUP if self.hung_up else None)
+                return
+            if not line.strip():
+                continue
+            assert self.output is not None
+            # While it runs, the toolbar is the output's last line (above.py).
+            self.output.status(lambda: self._toolbar(daemon))
+            try:
+                with self._typing_unechoed():
+                    await self._execute(daemon, line)
+                    # A command's output comes before the next prompt, even
+                    # when the next line was typed ahead.
+                    await self._drain()
+            finally:
+                self.output.status(None)
 
     def interrupt(self, daemon: Daemon) -> None:
         """SIGINT: cancel the running command; at the prompt, abandon the line."""
@@ -308,6 +313,12 @@ class ShellFrontend:
 
     def _app(self) -> Application[str] | None:
         return self.session.app if self.session is not None else None
+
+    def _terminal_fd(self) -> int | None:
+        try:
+            return self._terminal.fileno() if self._terminal is not None else None
+        except (OSError, NotImplementedError, ValueError):
+            return None  # a test's buffer: no terminal, no job control
 
     # -- running a command ------------------------------------------------------------
 
