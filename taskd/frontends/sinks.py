@@ -41,6 +41,12 @@ STALLED = 1.0  # seconds without a byte taken before a reader counts as stalled
 ENCODING_ERRORS = "backslashreplace"  # printing never fails on odd text
 AT_ONCE = 1 << 16  # characters of one text handed to the writer without waiting
 MERGE = 1 << 18  # bytes of queued chunks the writer joins into one write
+# Seconds the writer waits after a small write before taking what came meanwhile: a
+# task printing a line per loop iteration woke it for each line, and each wake-up
+# cost the loop a GIL hand-off (README, Performance). A reply (hand_over(urgent=True))
+# does not wait for it.
+LINGER = 0.001
+SMALL = 4096  # bytes: a write this small was a trickle of lines
 
 
 def _is_devnull(fd: int) -> bool:
@@ -83,6 +89,8 @@ class StreamSink:
         self._stalled = False
         self._closing = False
         self._drained: list[asyncio.Future[None]] = []
+        self._lingering = False  # the writer is gathering after a write (LINGER)
+        self._urgent = False  # a reply came: the writer is not to linger
         self._thread = threading.Thread(
             target=self._write_forever, name=f"taskd-{name}", daemon=True
         )
@@ -105,13 +113,14 @@ class StreamSink:
         if len(text) >= AT_ONCE:
             # A whole reply (`show` of 10,000 rows): to the writer now, not after
             # the rest of this loop iteration, which under load is thousands of steps.
-            self.hand_over()
+            self.hand_over(urgent=True)
         elif not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self.hand_over)
 
-    def hand_over(self) -> None:
-        """Give the thread what this loop iteration queued (bounded, see the module)."""
+    def hand_over(self, urgent: bool = False) -> None:
+        """Give the thread what this loop iteration queued (bounded, see the module);
+        URGENT (a reply, a drain): even if it has just written, it writes now."""
         self._scheduled = False
         if not self._pending:
             return
@@ -132,7 +141,10 @@ class StreamSink:
             # tasks is 12 MB on one line) is never dropped for being large.
             self._chunks.append(data)
             self._queued += len(data)
-            self._wakeup.notify()
+            if urgent:
+                self._urgent = True
+            if urgent or not self._lingering:
+                self._wakeup.notify()
 
     def _make_room(self, size: int) -> bool:
         """With the lock held: wait while the reader takes data; False once stalled."""
@@ -155,7 +167,7 @@ class StreamSink:
     async def drain(self, patience: float | None = None) -> None:
         """Return once everything queued is written, or the stream broke; with
         PATIENCE, give up once the reader has taken nothing for that long."""
-        self.hand_over()
+        self.hand_over(urgent=True)
         began = time.monotonic()
         while True:
             with self._lock:
@@ -224,6 +236,12 @@ class StreamSink:
                 self.broken = error
                 self._loop.call_soon_threadsafe(self._on_broken, self.name, error)
                 return
+            with self._lock:
+                if len(data) < SMALL and not self._closing and not self._urgent:
+                    self._lingering = True  # hand_over() lets it be, but if urgent
+                    self._wakeup.wait(LINGER)
+                    self._lingering = False
+                self._urgent = False
 
     def _write(self, data: bytes) -> OSError | None:
         view = memoryview(data)
@@ -287,9 +305,10 @@ class StdOutput:
         self.stderr.put(text)
 
     def flush(self) -> None:
-        """Hand what is queued to the writers now, not at the end of this iteration."""
-        self.stdout.hand_over()
-        self.stderr.hand_over()
+        """Hand what is queued to the writers now, not at the end of this iteration,
+        to be written now."""
+        self.stdout.hand_over(urgent=True)
+        self.stderr.hand_over(urgent=True)
 
     async def drain(self) -> None:
         await asyncio.gather(self.stdout.drain(STALLED), self.stderr.drain(STALLED))
