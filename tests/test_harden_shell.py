@@ -168,13 +168,17 @@ def test_ctrl_z_suspends_and_fg_redraws(tmux: Callable[..., Tmux]) -> None:
     term.wait_until(lambda s: re.search(r"\bfg\n.*\ntaskd> half typed", s) is not None,
                     "the prompt redrawn after fg")
     term.key("C-u")
+    _show_then_end(term, pid)
+
+
+def _show_then_end(term: Tmux, pid: int) -> None:
+    """The prompt works (`show`), and `end` ends taskd with status 0."""
     term.type("show --all\r")
     term.wait_until(lambda s: re.search(r"p +shell +done", s) is not None, "show ran")
     term.type("end\r")
     term.wait_until(lambda _: not Path(f"/proc/{pid}").exists(), "taskd ended")
     term.type("echo status=$?\r")
     term.wait_for("status=0")
-
 
 
 def _switches(pid: int) -> int:
@@ -212,12 +216,7 @@ def test_continued_in_the_background_it_stops_again_and_fg_gives_it_back(
         term.type("fg\r")
         term.wait_until(lambda _: _state(pid) != "T", "taskd running again")
         term.wait_until(lambda _: not _cooked(term), "the prompt's raw mode back")
-        term.type("show --all\r")
-        term.wait_until(lambda s: re.search(r"p +shell +done", s) is not None, "show ran")
-        term.type("end\r")
-        term.wait_until(lambda _: not Path(f"/proc/{pid}").exists(), "taskd ended")
-        term.type("echo status=$?\r")
-        term.wait_for("status=0")
+        _show_then_end(term, pid)
     finally:
         term.close()
 
