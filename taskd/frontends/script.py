@@ -94,15 +94,7 @@ class ScriptFrontend:
             for raw in batch:
                 lineno += 1
                 try:
-                    try:
-                        if isinstance(raw, LineTooLong):
-                            raise too_long(raw.length, MAX_LINE)
-                        line = text_of(raw, MAX_LINE)
-                    except BadLine as exc:
-                        raise CommandError(str(exc)) from None
-                    if lineno == 1 and line.startswith(BOM):
-                        line = line[1:]  # a byte-order mark some editors write
-                    await daemon.execute(line, reply)
+                    await daemon.execute(self._text(raw, lineno), reply)
                 except CommandError as exc:
                     self.failures += 1
                     daemon.exit_status = max(daemon.exit_status, 1)
@@ -117,6 +109,19 @@ class ScriptFrontend:
             # steps: tests/bench, scenario responsive).
             output.flush()
         daemon.request_end()  # end of input means end
+
+    @staticmethod
+    def _text(raw: bytes | LineTooLong, lineno: int) -> str:
+        """Line LINENO as text; CommandError if it is too long or not UTF-8."""
+        try:
+            if isinstance(raw, LineTooLong):
+                raise too_long(raw.length, MAX_LINE)
+            line = text_of(raw, MAX_LINE)
+        except BadLine as exc:
+            raise CommandError(str(exc)) from None
+        if lineno == 1 and line.startswith(BOM):
+            line = line[1:]  # a byte-order mark some editors write
+        return line
 
     def interrupt(self, daemon: Daemon) -> None:
         from signal import SIGINT

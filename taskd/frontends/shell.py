@@ -37,11 +37,8 @@ import errno
 import os
 import signal
 import sys
-import termios
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Mapping
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.application import Application
@@ -62,7 +59,7 @@ from .above import AboveThePrompt
 from .completion import TaskdCompleter
 from .history import make_history
 from .jobcontrol import stopped_in_background
-from .terminal import real_terminal
+from .terminal import real_terminal, unechoed
 from .toolbar import LagMeter, toolbar
 
 LEAVE_HINT = "(type `end` or press Ctrl-D on an empty line to leave taskd)\n"
@@ -162,7 +159,7 @@ class ShellFrontend:
             # While it runs, the toolbar is the output's last line (above.py).
             self.output.status(lambda: self._toolbar(daemon))
             try:
-                with self._typing_unechoed():
+                with unechoed(sys.__stdin__ if self._input is None else None):
                     await self._execute(daemon, line)
                     # A command's output comes before the next prompt, even
                     # when the next line was typed ahead.
@@ -275,30 +272,6 @@ class ShellFrontend:
         self._paste_tail = tail
         buffer.text = lines[0]
         buffer.validate_and_handle()  # as Enter: run it, store it in the history
-
-    @contextmanager
-    def _typing_unechoed(self) -> Iterator[None]:
-        """While a command runs: the terminal does not echo what is typed (it would
-        land raw among the command's output), it keeps it for the next prompt."""
-        fd: int | None = None
-        saved: list[Any] | None = None
-        try:
-            if self._input is None and sys.__stdin__ is not None and sys.__stdin__.isatty():
-                fd = sys.__stdin__.fileno()
-                saved = termios.tcgetattr(fd)
-                quiet = list(saved)
-                quiet[3] = int(quiet[3]) & ~(termios.ECHO | termios.ECHONL)  # lflag
-                termios.tcsetattr(fd, termios.TCSANOW, quiet)
-        except (OSError, termios.error, ValueError):
-            saved = None  # a terminal that hung up, or none: nothing to keep quiet
-        try:
-            yield
-        finally:
-            if fd is not None and saved is not None:
-                try:
-                    termios.tcsetattr(fd, termios.TCSANOW, saved)
-                except (OSError, termios.error):
-                    pass
 
     def _abandon(self, app: Application[str]) -> None:
         self._abandoned_text = app.current_buffer.text
