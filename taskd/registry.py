@@ -113,7 +113,14 @@ def is_pattern(text: str) -> bool:
 
 
 # A plain ASCII name: NFKC leaves it as it is, and it has no look-alike letters.
-_PLAIN_NAME = re.compile(rf"[A-Za-z0-9_.\-]{{1,{MAX_NAME}}}")
+_PLAIN_NAME = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_.\-]{{0,{MAX_NAME - 1}}}")
+
+
+def name_start_ok(name: str) -> bool:
+    """Whether NAME (of a task, a group or a kind) starts as a name must: with a
+    letter, a digit or '_'. Not '-' (`cancel --all` would read as an option, the task
+    `--all` could not be named) nor '.' (`.` and `..` read as folders)."""
+    return name[:1].isalnum() or name[:1] == "_"
 
 
 def check_name(name: str) -> str:
@@ -137,6 +144,12 @@ def check_name(name: str) -> str:
                     name=shown(name)
                 )
             )
+    if not name_start_ok(name):
+        raise CommandError(
+            _("invalid task name {name}: start it with a letter, a digit or '_'").format(
+                name=shown(name)
+            )
+        )
     if lookalike(name) == DAEMON_NAME:
         raise CommandError(f"{shown(name)} is taskd's own name in the log; choose another")
     return name

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, cast
 
 from .errors import CommandError, shown
+from .registry import name_start_ok
 
 POLICIES = ("no", "on-failure", "always")
 MAX_BACKOFF = 60.0
@@ -188,6 +189,10 @@ def check_group(name: str) -> str:
     if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
         raise CommandError(
             f"invalid group name {shown(name)}: use up to 64 letters, digits, '-', '_' and '.'"
+        )
+    if not name_start_ok(name):
+        raise CommandError(
+            f"invalid group name {shown(name)}: start it with a letter, a digit or '_'"
         )
     return name
 

@@ -122,6 +122,14 @@ def test_kind_names_must_make_valid_task_names(tmp_path: Path, name: str) -> Non
         load_kinds({name.strip('"'): "os.path:join"}, "c.toml")
 
 
+@pytest.mark.parametrize("name", ["-k", ".k"])
+def test_kind_names_start_as_task_names_do(name: str) -> None:
+    from taskd.kinds import load_kinds
+
+    with pytest.raises(ConfigError, match=r"a kind name starts with a letter, a digit or '_'"):
+        load_kinds({name: "os.path:join"}, "c.toml")
+
+
 def test_missing_packaged_defaults_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import taskd.config
 

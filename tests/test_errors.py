@@ -31,6 +31,10 @@ BAD_LINES: list[tuple[str, bytes, str]] = [
     ("name too long", f"new --name {LONG}".encode(), r"task name too long \(65 characters"),
     ("name bad chars", b"new --name 'a b'", r"invalid task name 'a b': use letters"),
     ("name glob chars", b"new --name 'a*'", r"invalid task name 'a\*'"),
+    # `cancel --all` reads as an option: a task so named could not be named again.
+    ("name like an option", b"new --name=--all",
+     r"invalid task name '--all': start it with a letter, a digit or '_'"),
+    ("name like a folder", b"new --name ..", r"invalid task name '\.\.': start it with a"),
     ("name empty", b"new --name ''", r"a task name cannot be empty"),
     ("name empty with =", b"new --name=", r"a task name cannot be empty"),
     ("negative", b"new tick -1", r"INTERVAL: expected seconds >= 0, got '-1'"),

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from types import ModuleType
 
 from ..errors import ConfigError
+from ..registry import name_start_ok
 from . import (  # noqa: F401  (they register)
     basic,
     blocker,
@@ -106,6 +107,8 @@ def load_kinds(
                 f"a kind name has 1 to {MAX_KIND_NAME} letters, digits, '-', '_' or '.'",
                 key,
             )
+        if not name_start_ok(name):
+            raise ConfigError(source, "a kind name starts with a letter, a digit or '_'", key)
         module_name, _, attr = target.partition(":")
         module = _import(module_name, folders or (), source, key)
         try:
