@@ -66,7 +66,9 @@ class Frontend(Protocol):
     `open` returns the front-end's Output, to which the daemon presents task events
     and messages, or None for a front-end that presents them itself (a socket server,
     per connection). A front-end that owns the terminal (attribute `owns_terminal`,
-    True when absent) is the one SIGINT is for."""
+    True when absent) is the one SIGINT is for. A front-end whose run fails when a
+    task failed (attribute `fails_with_tasks`, False when absent: a script) has the
+    daemon's exit status say so, in its `daemon-end` event too."""
 
     async def open(self, daemon: Daemon) -> Output | None:
         """Set up the streams on the running loop; return where output goes."""
@@ -396,6 +398,10 @@ class Daemon:
                 + (f" (+{len(stuck) - 10} more)" if len(stuck) > 10 else "")
             )
         self.abandoned_tasks = stuck
+        if engine.failed_count and any(
+            getattr(f, "fails_with_tasks", False) for f in self.frontends
+        ):
+            self.exit_status = max(self.exit_status, 1)  # before the log's last line
         engine.bus.emit(ev.DAEMON, ev.DAEMON_END, {"status": self.exit_status})
         if self.persist is not None:
             await self.persist.close()

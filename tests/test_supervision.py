@@ -100,6 +100,19 @@ def test_after_a_task_that_fails_ends_cancelled_with_the_reason(run_taskd: RunTa
     assert result.status == 1  # build failed, though nothing waited on it
 
 
+def test_the_log_ends_with_the_status_a_failed_task_gave_the_script(
+    run_taskd: RunTaskd, tmp_path: Path
+) -> None:
+    log = tmp_path / "run.log"
+    result = run_taskd("new fail 0 --name build\nnew timer 0 --name fine\nsleep 0.05\n",
+                       "--log", str(log))
+    assert result.status == 1
+    assert log.read_text().splitlines()[-1].endswith("taskd daemon-end status=1")
+    result = run_taskd("new timer 0 --name fine\nsleep 0.05\n", "--log", str(log))
+    assert result.status == 0
+    assert log.read_text().splitlines()[-1].endswith("taskd daemon-end status=0")
+
+
 def test_after_waits_until_every_named_task_is_done(session: Callable[..., Session]) -> None:
     s = session()
     s.send("new idle --name a")

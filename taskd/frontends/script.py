@@ -30,6 +30,7 @@ class ScriptFrontend:
     """Reads SOURCE (a path, or '-' for standard input) line by line."""
 
     owns_terminal = True
+    fails_with_tasks = True  # a task that failed fails the script, waited on or not
 
     def __init__(self, source: str = "-", strict: bool = False) -> None:
         self.source = source
@@ -135,9 +136,7 @@ class ScriptFrontend:
         await output.drain()
         daemon = self._daemon
         if daemon is not None and (failed := daemon.engine.failures_line()):
-            # A task that failed fails the script, even if nothing waited on it.
-            daemon.exit_status = max(daemon.exit_status, 1)
-            output.error(f"taskd: {failed}\n")
+            output.error(f"taskd: {failed}\n")  # the exit status says so (Daemon.shutdown)
         for which, count in output.dropped.items():
             if self._daemon is not None:
                 self._daemon.exit_status = max(self._daemon.exit_status, 1)
