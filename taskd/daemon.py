@@ -507,7 +507,7 @@ class Daemon:
             own = _OwnTask(coro, loop=loop, **kwargs)  # taskd's: see _OwnTask
             own.refused = self._refused
             return own
-        task = self.engine.task_factory(loop, coro, **kwargs)  # tasks made by tasks: children
+        task = self.engine.children.task_factory(loop, coro, **kwargs)  # made by tasks
         if IN_CONSOLE.get():
             self._console_tasks.add(task)  # started from the console: cancelled at `end`
         return task

@@ -10,23 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import os
 import reprlib
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
-from types import CodeType
 from typing import Any
 
 from . import clocks, formatting, slots
 from . import events as ev
+from .children import Children
 from .config import Config
-from .context import CANCEL_GRACE, CURRENT, MACHINERY, SHELL_SETTINGS
+from .context import CANCEL_GRACE, CURRENT, SHELL_SETTINGS
 from .errors import CommandError, shown
 from .eventlog import EventLog, wait_closed
 from .formatting import MAX_DETAIL, one_line
+from .guard import guarded, safe
 from .i18n import _
-from .instruments import Instruments, Stepped
+from .instruments import Instruments
 from .kinds import Kind, KindFunc, load_kinds
 from .registry import Registry, State, TaskRecord, check_name
 from .supervise import DEFAULT as DEFAULT_OPTIONS
@@ -37,65 +37,9 @@ MAX_FAILURES = 10  # failed tasks named in a script's last line
 _RUNNING = State.RUNNING  # a module constant: State.RUNNING is a slow class lookup
 
 
-class TaskExit(Exception):
-    """A task raised KeyboardInterrupt or SystemExit, which asyncio would let escape
-    run_forever() and stop the whole daemon; the task fails with this instead."""
-
-
-async def _guarded(
-    func: KindFunc, values: Sequence[Any], instruments: Instruments | None = None
-) -> object:
-    # The kind's coroutine is created here, inside the task, so a task cancelled
-    # before it first runs leaves no never-awaited coroutine behind.
-    try:
-        coro = func(*values)
-        if instruments is not None and asyncio.iscoroutine(coro):
-            record = CURRENT.get()
-            if record is not None:
-                return await Stepped(coro, record, instruments)
-        return await coro
-    except (KeyboardInterrupt, SystemExit) as exc:
-        raise TaskExit(f"the task raised {type(exc).__name__}({_safe(str, exc)})") from exc
-
-
-async def _guarded_child(
-    coro: Coroutine[Any, Any, object], record: TaskRecord, instruments: Instruments | None
-) -> object:
-    # A child made by a task's own create_task: its steps are timed like any task's,
-    # and SystemExit in it must not stop the daemon either.
-    try:
-        if instruments is not None:
-            return await Stepped(coro, record, instruments)
-        return await coro
-    except (KeyboardInterrupt, SystemExit) as exc:
-        raise TaskExit(f"the task raised {type(exc).__name__}({_safe(str, exc)})") from exc
-
-
-_ASYNCIO = os.path.dirname(asyncio.__file__) + os.sep
-
-
-def _plumbing(coro: Any) -> bool:
-    """A task asyncio or a built-in kind makes for itself (a subprocess's
-    _connect_pipes, a wait_for of taskd's helper): not a child anyone created."""
-    code: CodeType | None = getattr(coro, "cr_code", None)
-    if code is None:
-        return False
-    if code in MACHINERY:
-        return True
-    return code.co_name.startswith("_") and code.co_filename.startswith(_ASYNCIO)
-
-
 # A returned value is shown bounded: a task may return a list of a million items.
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 200
-
-
-def _safe(show: Callable[[object], str], value: object) -> str:
-    """str() or repr() of a user's object, which may itself raise."""
-    try:
-        return show(value)
-    except Exception as exc:
-        return f"<{type(value).__name__}: its {show.__name__}() raised {type(exc).__name__}>"
 
 
 def _names(records: list[TaskRecord], most: int = 5) -> str:
@@ -151,6 +95,9 @@ class Engine:
         # (128 bytes a live task). An empty context: no task's, no command's.
         self._done = self._on_task_done
         self._done_context = contextvars.Context()
+        self.children = Children(
+            self.registry, self.instruments, self.bus, self._done, self._done_context
+        )
 
     def report(self, message: str) -> None:
         """A one-line message for people that no command line caused."""
@@ -210,13 +157,13 @@ class Engine:
         queue_in: Group | None = None
         coro: Coroutine[Any, Any, object] | None = None
         if options is None or options.plain:
-            coro = _guarded(kind.func, values, instruments)
+            coro = guarded(kind.func, values, instruments)
         elif options.group_only and not self.starting.get(options.group or ""):
             # The engine holds its slot (slots.py); none free: no task until one is.
             record.options = options
             queue_in = slots.admit(self.groups, options.group or "", record)
             if queue_in is None:
-                coro = _guarded(kind.func, values, instruments)
+                coro = guarded(kind.func, values, instruments)
         else:
             hooks = TaskHooks(self, record, options)
             group = None
@@ -233,12 +180,12 @@ class Engine:
                 hooks.starting = True
             if group is not None and options.group_only:
                 coro = in_group(
-                    lambda: _guarded(kind.func, values, instruments), group, hooks,
+                    lambda: guarded(kind.func, values, instruments), group, hooks,
                     self.groups, record,
                 )
             else:
                 coro = supervise(
-                    lambda: _guarded(kind.func, values, instruments), options, hooks,
+                    lambda: guarded(kind.func, values, instruments), options, hooks,
                     groups=self.groups, key=record,
                 )
         if options is not None and record.options is None and (
@@ -278,75 +225,9 @@ class Engine:
     ) -> None:
         """A slot of its group is free (and taken) for a task queued without a task."""
         record.state = State.RUNNING
-        self._start(record, _guarded(func, values, instruments), context)
+        self._start(record, guarded(func, values, instruments), context)
         for admitted in self.instruments.admitted:
             admitted(record)
-
-    # -- children: tasks that tasks create -----------------------------------------
-
-    def task_factory(
-        self, loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any
-    ) -> asyncio.Task[Any]:
-        """The loop's task factory while the daemon serves: a task created by a taskd
-        task's own code (create_task, gather, TaskGroup, ensure_future) becomes its
-        child, a record of its own; any other task is a plain one."""
-        parent = CURRENT.get()
-        if parent is None or not asyncio.iscoroutine(coro) or _plumbing(coro):
-            return asyncio.Task(coro, loop=loop, **kwargs)
-        given = kwargs.get("context")
-        if given is not None and given.get(CURRENT) is not parent:
-            return asyncio.Task(coro, loop=loop, **kwargs)  # a context made for it: spawn()
-        return self._child(loop, parent, coro, given)
-
-    def _child(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        parent: TaskRecord,
-        coro: Coroutine[Any, Any, object],
-        given: contextvars.Context | None,
-    ) -> asyncio.Task[Any]:
-        parent.children += 1
-        name = f"{parent.name}/{parent.children}"
-        record = TaskRecord(name, getattr(coro, "__name__", type(coro).__name__), ())
-        record.parent = parent.name
-        context = given.copy() if given is not None else contextvars.copy_context()
-        context.run(CURRENT.set, record)  # what it prints is its own output
-        instruments = self.instruments if self.instruments.steps_wanted else None
-        task = asyncio.Task(
-            _guarded_child(coro, record, instruments), loop=loop, name=name, context=context
-        )
-        record.task = task
-        self.registry.add(record)
-        task.add_done_callback(self._done, context=self._done_context)
-        # create_task(..., name=X) names the task only after the factory returns.
-        loop.call_soon(self._adopt_name, record, task)
-        for spawned in self.instruments.spawned:
-            spawned(record)
-        self.bus.emit(name, ev.STARTED, {"kind": record.kind, "args": [], "parent": parent.name})
-        return task
-
-    def _adopt_name(self, record: TaskRecord, task: asyncio.Task[Any]) -> None:
-        """A child its creator named keeps that name, if it is valid and free."""
-        wanted = task.get_name()
-        if wanted == record.name or record.task is not task:
-            return
-        try:
-            check_name(wanted)
-        except CommandError:
-            task.set_name(record.name)  # the record's name finds it when it ends
-            return
-        if wanted in self.registry.live:
-            task.set_name(record.name)
-            return
-        old = record.name
-        del self.registry.live[old]
-        record.name = wanted
-        self.registry.add(record)
-        self.bus.emit(wanted, ev.RENAMED, {"was": old})
-
-    def children_of(self, name: str) -> list[TaskRecord]:
-        """The live children of task NAME."""
-        return [r for r in self.registry.live.values() if r.parent == name]
 
     def ended(self, name: str) -> asyncio.Future[str]:
         """A future of how the task NAME ends ('done', 'failed', 'cancelled'); done at
@@ -436,7 +317,7 @@ class Engine:
             if isinstance(exc, TimedOut):
                 record.error = one_line(str(exc))  # "timed out after 60 s"
             else:
-                record.error = one_line(f"{type(exc).__name__}: {_safe(str, exc)}".rstrip(": "))
+                record.error = one_line(f"{type(exc).__name__}: {safe(str, exc)}".rstrip(": "))
             from .stacks import exception_text  # a failure's, not every start's, import
 
             record.traceback = exception_text(exc)
@@ -449,7 +330,7 @@ class Engine:
             record.state = State.DONE
             result = task.result()
             if result is not None:
-                record.result = one_line(_safe(_SHORT.repr, result), 200)
+                record.result = one_line(safe(_SHORT.repr, result), 200)
                 fields["result"] = record.result
             event = ev.DONE
         self._ended(record, event, fields, by)
