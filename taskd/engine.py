@@ -253,15 +253,22 @@ class Engine:
     def detail(self, record: TaskRecord) -> str:
         """`show`'s DETAIL for RECORD: a place in a queue, what it waits for, or the
         usual (its last line, how it ended)."""
-        if record.options is None and record.state is _RUNNING and not record.restored:
+        if (
+            record.options is None and record.state is _RUNNING
+            and not record.restored and not record.restarts
+        ):
             return record.last_line  # the usual row, 10,000 of them in a `show`
         group = record.options.group if record.options is not None else None
         if record.state is State.QUEUED and group is not None:
             text = slots.queued_detail(self.groups, group, record)
         else:
             hooks = self.hooks.get(record) if self.hooks else None
-            text = hooks.detail() if hooks is not None else ""
-            text = text or formatting.detail(record)
+            text = hooks.detail() if hooks is not None else ""  # "restart 2 in 1.0s"
+            if not text:
+                text = formatting.detail(record)
+                if n := record.restarts:  # policy restarts and `restart` commands
+                    counted = f"({n} restart{'' if n == 1 else 's'})"
+                    text = f"{text} {counted}" if text else counted
         if record.restored:  # started again (or remembered) from the state file
             return f"{text} (restored)" if text else "(restored)"
         return text

@@ -38,11 +38,11 @@ class _Columns:
         self.kinds = kinds = [r.kind for r in records]
         self.states = states = [STATE_TEXT[r.state] for r in records]
         self.ages = ages = _ages(records, clocks.monotonic())
-        # A running task with the default options shows its last line, whoever
-        # details it: DETAILS is asked only for the other rows.
+        # A running task with the default options (never restored nor restarted) shows
+        # its last line, whoever details it: DETAILS is asked only for the other rows.
         self.texts = [
             r.last_line
-            if r.state is _RUNNING and r.options is None and not r.restored
+            if r.state is _RUNNING and r.options is None and not r.restored and not r.restarts
             else details(r)
             for r in records
         ]

@@ -73,6 +73,19 @@ def test_restart_command_counts_and_keeps_options(run_taskd: RunTaskd) -> None:
     assert result.errors == ["<stdin>:7: error: no task named 'nope'"]
 
 
+def test_show_counts_restarts_in_the_table(run_taskd: RunTaskd) -> None:
+    result = run_taskd(
+        "new idle --name a\nrestart a\nrestart a\nnew idle --name plain\n"
+        "new fail 0 --name f --restart on-failure --max-restarts 1 --backoff 0\n"
+        "new timer 0 --name b\nwait b\nrestart b\nwait b\nsleep 0.05\nshow --all\n"
+    )
+    rows = {line.split()[0]: line for line in result.lines[-5:]}
+    assert rows["a"].split()[2:3] == ["running"] and rows["a"].endswith("s  (2 restarts)")
+    assert rows["b"].endswith("done (1 restart)")
+    assert rows["f"].endswith("failed: TaskFailure: failed on purpose (1 restart)")
+    assert rows["plain"].split() == ["plain", "idle", "running", rows["plain"].split()[3]]
+
+
 def test_restart_of_a_live_task_cancels_it_first(session: Callable[..., Session]) -> None:
     s = session()
     s.send("new tick 0.01 --name k")
