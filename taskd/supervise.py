@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Protocol, cast
 
 from .errors import CommandError, shown
+from .kinds._spec import MAX_SECONDS
 from .registry import name_start_ok
 
 POLICIES = ("no", "on-failure", "always")
@@ -164,6 +165,8 @@ def _seconds(key: str, raw: str, zero_ok: bool) -> float:
     if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
         bound = ">= 0" if zero_ok else "> 0"
         raise CommandError(f"--{key}: expected seconds {bound}, got {shown(raw)}")
+    if value > MAX_SECONDS:  # as a kind's SECONDS: `show` would print 300 digits
+        raise CommandError(f"--{key}: expected seconds <= 1e9, got {shown(raw)}")
     return value
 
 

@@ -153,6 +153,8 @@ def test_parse_options_values() -> None:
         ({"backoff": "nan"}, "--backoff: expected seconds >= 0"),
         ({"timeout": "0"}, "--timeout: expected seconds > 0, got '0'"),
         ({"timeout": "inf"}, "--timeout: expected seconds > 0"),
+        ({"timeout": "1e300"}, "--timeout: expected seconds <= 1e9, got '1e300'"),
+        ({"backoff": "1e10"}, "--backoff: expected seconds <= 1e9, got '1e10'"),
         ({"timeout": "soon"}, "--timeout: expected seconds > 0, got 'soon'"),
         ({"after": "ghost"}, "--after: no task named 'ghost'"),
         ({"after": "a,,b"}, "--after: expected NAME[,NAME...]"),
