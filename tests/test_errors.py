@@ -38,6 +38,9 @@ BAD_LINES: list[tuple[str, bytes, str]] = [
     ("name empty", b"new --name ''", r"a task name cannot be empty"),
     ("name empty with =", b"new --name=", r"a task name cannot be empty"),
     ("negative", b"new tick -1", r"INTERVAL: expected seconds >= 0, got '-1'"),
+    # Its children are made at once, in one step: a huge N held the loop and grew.
+    ("too many children", b"new gather 10001",
+     r"N: expected a whole number from 1 to 10,000, got '10001'"),
     ("NaN", b"new timer nan", r"SECONDS: expected a finite number, got 'nan'"),
     ("infinite", b"new timer inf", r"SECONDS: expected a finite number, got 'inf'"),
     ("-infinite", b"sleep -inf", r"SECONDS: expected a finite number, got '-inf'"),

@@ -9,9 +9,22 @@ from __future__ import annotations
 
 import asyncio
 
+from ..errors import CommandError, shown
 from ._spec import Arg, builtin, count
 
 SPREAD = 0.3  # seconds the slowest child sleeps; the others less
+# Each child is a task, and a record of taskd's, made at once in one step of the
+# loop: `gather 100000000` held the loop (and grew) for as long as it took.
+MOST = 10_000
+
+
+def _children(label: str, text: str) -> int:
+    value = count(label, text)
+    if value > MOST:
+        raise CommandError(
+            f"{label}: expected a whole number from 1 to {MOST:,}, got {shown(text)}"
+        )
+    return value
 
 
 async def _child(number: int, delay: float) -> int:
@@ -24,7 +37,7 @@ async def _child(number: int, delay: float) -> int:
     "gather",
     "awaits N child coroutines with asyncio.gather; prints each as it finishes, then "
     "the result list",
-    Arg("N", count, 3),
+    Arg("N", _children, 3),
 )
 async def gather(n: int) -> list[int]:
     # Child 1 sleeps longest, so the children finish in the reverse of the list's order.
