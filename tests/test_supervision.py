@@ -77,7 +77,7 @@ def test_show_counts_restarts_in_the_table(run_taskd: RunTaskd) -> None:
     result = run_taskd(
         "new idle --name a\nrestart a\nrestart a\nnew idle --name plain\n"
         "new fail 0 --name f --restart on-failure --max-restarts 1 --backoff 0\n"
-        "new timer 0 --name b\nwait b\nrestart b\nwait b\nsleep 0.05\nshow --all\n"
+        "new timer 0 --name b\nwait b\nrestart b\nwait b f\nshow --all\n"
     )
     rows = {line.split()[0]: line for line in result.lines[-5:]}
     assert rows["a"].split()[2:3] == ["running"] and rows["a"].endswith("s  (2 restarts)")
@@ -117,11 +117,13 @@ def test_the_log_ends_with_the_status_a_failed_task_gave_the_script(
     run_taskd: RunTaskd, tmp_path: Path
 ) -> None:
     log = tmp_path / "run.log"
-    result = run_taskd("new fail 0 --name build\nnew timer 0 --name fine\nsleep 0.05\n",
+    # `wait fine`, not a wait on build (a failed wait is a failed command, exit 1 on
+    # its own): build was spawned first, so it has run, and failed, when fine is done.
+    result = run_taskd("new fail 0 --name build\nnew timer 0 --name fine\nwait fine\n",
                        "--log", str(log))
     assert result.status == 1
     assert log.read_text().splitlines()[-1].endswith("taskd daemon-end status=1")
-    result = run_taskd("new timer 0 --name fine\nsleep 0.05\n", "--log", str(log))
+    result = run_taskd("new timer 0 --name fine\nwait fine\n", "--log", str(log))
     assert result.status == 0
     assert log.read_text().splitlines()[-1].endswith("taskd daemon-end status=0")
 

@@ -90,8 +90,8 @@ class Bench:
         self.env["XDG_CONFIG_HOME"] = str(scratch / "xdg")  # no user config
         self.env.pop("NO_COLOR", None)
         # The baselines print() to a buffered stdout, as baseline.py says: inherited,
-        # PYTHONUNBUFFERED=1 made each print two write() calls (10,000 lines: about
-        # 10 ms more for the baseline, and taskd's ratio that much better than it is).
+        # PYTHONUNBUFFERED=1 made each print two write() calls (the grouped scenario's
+        # 10,000 lines: about 5 ms more for the baseline, taskd's ratio that much better).
         self.env.pop("PYTHONUNBUFFERED", None)
 
     # -- commands ------------------------------------------------------------------
