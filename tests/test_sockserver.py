@@ -6,8 +6,10 @@ one killed mid-command, one run as another user, 256 at once, a storm.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -16,6 +18,7 @@ import socket
 import stat
 import sys
 import tempfile
+import termios
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ from sockfake import FakeDaemon
 
 from taskd import protocol
 from taskd.events import OUTPUT
-from taskd.frontends.sockconn import Connection
+from taskd.frontends.sockconn import SUBSCRIBER_SNDBUF, Connection
 from taskd.frontends.sockserver import HELD_LINE, SocketServer
 from taskd.sockpath import SocketError, pid_path
 
@@ -727,6 +730,29 @@ def test_events_held_for_a_client_not_reading_all_reach_it_when_it_reads(
             daemon.bus.emit("t1", OUTPUT, {"text": "and on"})
             assert await _texts(sock, buf, 1) == ["and on"]
             sock.close()
+
+    _run_on(loop, main)
+
+
+@pytest.mark.parametrize("loop", _loops())
+def test_what_waits_for_a_subscriber_waits_in_the_daemon_not_the_kernel(
+    tmp_path: Path, loop: str
+) -> None:
+    """A subscriber's socket keeps a small send buffer: what it has not read waits in
+    the daemon, counted against its bound. Left at the system's default, the kernel
+    held 214 kB for a client that never read."""
+
+    async def main() -> None:
+        async with _sole_subscriber(tmp_path) as (daemon, conn, sock, buf):
+            with sock:
+                for i in range(25_000):  # about 400 kB of JSON
+                    daemon.bus.emit("t1", OUTPUT, {"text": f"event {i}"})
+                assert conn._held, "nothing waits in the daemon: the test tests nothing"
+                unread = array.array("i", [0])
+                fcntl.ioctl(sock, termios.FIONREAD, unread)
+                # The kernel doubles the size asked for, and may take one write past it.
+                assert 0 < unread[0] <= 4 * SUBSCRIBER_SNDBUF
+                assert len(await _texts(sock, buf, 25_000)) == 25_000
 
     _run_on(loop, main)
 

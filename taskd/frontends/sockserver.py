@@ -37,7 +37,8 @@ MAX_BUFFER = 4 << 20  # bytes queued for one client before it is cut off
 # a million system calls); replies to a command are not held.
 EVENT_LINGER = 0.005
 # Bytes its transport holds, beyond what its socket took, for a subscriber to be
-# behind: a client reading as lines come is not (its socket takes about 400 kB first).
+# behind: a client reading as lines come is not (its socket takes about 64 KiB first:
+# sockconn.SUBSCRIBER_SNDBUF).
 BEHIND = 64 << 10
 MAX_CLIENTS = 1024
 CLOSE_GRACE = 1.0  # seconds for clients to take their last lines at the end
