@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import pytest
-from conftest import RunTaskd
+from conftest import RunTaskd, taskd_command
+from reliability import DEADLINE
 
 VIAS = ["pipe", "file", "stdin-file"]
 
@@ -194,3 +197,21 @@ def test_the_reply_to_a_batch_goes_out_before_the_next_batch_is_read() -> None:
         os.close(read_end)
         os.close(write_end)
     assert seen == [b"no tasks\n"]
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("stdin", ["/dev/null", "closed"])
+def test_an_empty_stdin_that_the_loop_cannot_watch_is_an_empty_script(
+    env: dict[str, str], loop: str, stdin: str
+) -> None:
+    """/dev/null (as cron and systemd give) is read on a thread: epoll refuses it.
+    Handed to the loop's pipe reader, asyncio printed an error and never returned,
+    and uvloop aborted the process. A closed stdin becomes /dev/null (fill_closed)."""
+    pytest.importorskip(loop)
+    command = [*taskd_command("--loop", loop)]
+    if stdin == "closed":
+        command = ["sh", "-c", '"$@" <&-', "sh", *command]
+    with open(os.devnull, "rb") as null:
+        done = subprocess.run(command, stdin=null, capture_output=True, env=env,
+                              timeout=DEADLINE, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")

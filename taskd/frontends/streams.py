@@ -7,8 +7,9 @@ thread hop per call, fine per 64 KiB chunk, ruinous per line. So:
   descriptor of taskd's own: /proc/self/fd/0 opened anew is a new open file, whose
   O_NONBLOCK (which the reader sets) is not shared with the process that gave us
   the pipe (FIELD-NOTES: the flag belongs to the open file);
-- a regular file, /dev/null, a socket (which cannot be opened anew), or anything the
-  loop refuses is read through aiofiles in 64 KiB chunks on a thread of its own.
+- a regular file, /dev/null (which epoll refuses: asked first), a socket (which
+  cannot be opened anew), or anything the loop refuses is read through aiofiles in
+  64 KiB chunks on a thread of its own.
 - a named FIFO given as the script is opened on a daemon thread (open() blocks until
   a writer comes, and must not hold the process at exit), then read like a pipe.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import stat
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -62,11 +64,24 @@ def _reopen(fd: int) -> int | None:
     """A new open file for what FD is (a pipe, FIFO or terminal), or None."""
     try:
         mode = os.fstat(fd).st_mode
-        if not (stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)):
+        if not (stat.S_ISFIFO(mode) or (stat.S_ISCHR(mode) and _watchable(fd))):
             return None
         return os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+
+
+def _watchable(fd: int) -> bool:
+    """Whether the loop can wait for FD, a character device: epoll refuses /dev/null
+    and its like (EPERM). asyncio's pipe reader learns that only in a callback, after
+    it was made (an error printed, and a reader that never wakes: `taskd < /dev/null`
+    hung), and uvloop's aborts the process; so ask epoll first."""
+    try:
+        with select.epoll() as poll:
+            poll.register(fd, select.EPOLLIN)
+    except OSError:
+        return False
+    return True
 
 
 async def _pipe_chunks(fd: int) -> AsyncGenerator[bytes, None]:
