@@ -85,8 +85,8 @@ class Narrator(Instrument):
         if words and words[0] in ("new", "restart"):  # each starts tasks
             note.new = True
             self._in_new += 1
-            return note
-        if len(words) < 2 or words[0] != "cancel":
+        # `restart` cancels its live tasks first, as `cancel` does.
+        if len(words) < 2 or words[0] not in ("cancel", "restart"):
             return note
         try:
             records = self.engine.registry.select(words[1:], include_finished=False)
@@ -105,12 +105,8 @@ class Narrator(Instrument):
         return note
 
     def after(self, note: Note) -> None:
-        """Narrate the command that NOTE was taken for, now that it has run."""
-        if note.new:  # its task's start, now that the reply line is out
-            self._in_new -= 1
-            pending, self._pending = self._pending, []
-            for task, text in pending:
-                self.say(task, text)
+        """Narrate the command that NOTE was taken for, now that it has run: what it
+        cancelled (a `restart` too), then what it started."""
         for record in note.dequeued:
             if record.state is State.CANCELLED:
                 self.say(record.name, _(
@@ -128,6 +124,11 @@ class Narrator(Instrument):
             if threaded:
                 self.say(record.name, _("only the await was cancelled; the thread cannot "
                                         "be, and runs on"))
+        if note.new:  # its task's start, now that the reply line is out
+            self._in_new -= 1
+            pending, self._pending = self._pending, []
+            for task, text in pending:
+                self.say(task, text)
         if note.freeing:
             self._in_command -= 1
         if not self._in_command:  # a slot the command freed, after what freed it

@@ -219,6 +219,16 @@ async def test_explain_narrates_new_cancel_and_ends(live_daemon: Callable[..., A
         "explain: called task.cancel(): a CancelledError is raised at the task's next "
         "await (asyncio.sleep)",
     ]
+    await daemon.execute("new tick --name r")
+    await turn()
+    await daemon.execute("restart r")  # a cancel, then a create_task, each narrated
+    assert daemon.output.lines[-3:] == [
+        "restarted r",
+        "explain: called task.cancel(): a CancelledError is raised at the task's next "
+        "await (asyncio.sleep)",
+        "explain: scheduled asyncio.create_task(tick(1.0, None)); it runs at the loop's "
+        "next turn",
+    ]
     await daemon.execute("new blocking 0.05 --name b")
     await turn()
     await daemon.execute("cancel b")
@@ -277,8 +287,10 @@ async def test_explain_narrates_a_restart_right_after_its_reply(
     daemon = await live_daemon()
     for line in ("explain on", "new idle --name b", "restart b"):
         await daemon.execute(line)
-    assert daemon.output.lines[-2:] == [
+    assert daemon.output.lines[-3:] == [
         "restarted b",
+        "explain: called task.cancel(): a CancelledError is raised at the task's next "
+        "await (its first step)",
         "explain: scheduled asyncio.create_task(idle()); it runs at the loop's next turn",
     ]
     await daemon.execute("cancel b")
