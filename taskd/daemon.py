@@ -48,6 +48,7 @@ from .persist import Persistence
 from .registry import Registry, State, TaskRecord
 from .reply import Reply
 from .stall import StallWatch
+from .statelock import StateInUse
 from .stdcapture import StdCapture
 from .steps import StepRecorder
 
@@ -151,6 +152,7 @@ class Daemon:
         self._default: Output = output or MemoryOutput()
         self._console_tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self.persist: Persistence | None = None  # the state file, when configured
+        self.start_failure = ""  # why startup() failed, one line
 
     # -- what front-ends and commands use ------------------------------------------
 
@@ -249,7 +251,14 @@ class Daemon:
         watch.start()
         self.engine.instruments.add(_Reaper())
         try:
-            if await self.startup():
+            # A front-end that could not open (the socket: another taskd is there)
+            # has asked for the end: nothing to start.
+            ok = not self._end_requested.is_set() and await self.startup()
+            for frontend in frontends:
+                started = getattr(frontend, "started", None)
+                if started is not None:
+                    started(None if ok else self.start_failure)
+            if ok:
                 await self._main()
         finally:
             lag.cancel()
@@ -310,21 +319,35 @@ class Daemon:
             self._present_to(output)
 
     async def startup(self) -> bool:
-        """Open the configured log; False (exit 2, nothing started) if it can't be."""
+        """Take the state file and open the configured log; False (exit 2, nothing
+        started) if either can't be had."""
+        persist = None
+        if self.config.state_file:
+            persist = Persistence(self.engine, self.config.state_file)
+            try:
+                persist.lock.acquire()
+            except StateInUse as exc:
+                return self._cannot_start(str(exc))
         if self.config.log_file:
             try:
                 await self.engine.start_log(self.config.log_file, self.config.log_format)
             except CommandError as exc:
-                self.report(f"error: {exc}")
-                self.exit_status = 2
-                return False
+                if persist is not None:
+                    persist.lock.release()
+                return self._cannot_start(str(exc))
         self.engine.bus.emit(ev.DAEMON, ev.DAEMON_START, {"config": list(self.config.sources)})
-        if self.config.state_file:
-            self.persist = Persistence(self.engine, self.config.state_file)
-            self.persist.start(self.config.restore)
+        if persist is not None:
+            self.persist = persist
+            persist.start(self.config.restore)
         elif self.config.restore:
             self.report("warning: restore is on but no state_file is set: nothing to restore")
         return True
+
+    def _cannot_start(self, why: str) -> bool:
+        self.start_failure = why
+        self.report(f"error: {why}")
+        self.exit_status = 2
+        return False
 
     async def _main(self) -> None:
         """The front-ends run until an end is requested or none is left running."""

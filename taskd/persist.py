@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from .errors import CommandError
 from .instruments import Instrument
 from .state import LiveSpecs, Snapshot, StateStore, finished_record
+from .statelock import StateLock
 from .supervise import TaskOptions, check_group
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class Persistence(Instrument):
         self.engine = engine
         self.path = os.path.expanduser(path)
         self.store = StateStore(self.path, engine.report)
+        self.lock = StateLock(self.path)
         self.specs = LiveSpecs()
         self._frozen: Snapshot | None = None
 
@@ -149,5 +151,9 @@ class Persistence(Instrument):
         engine.state_changed = lambda: None
 
     async def close(self) -> None:
-        """Write the last state (the frozen one, if frozen) and stop the writer."""
-        await self.store.close(self._snapshot)
+        """Write the last state (the frozen one, if frozen), stop the writer, and let
+        another taskd have the file."""
+        try:
+            await self.store.close(self._snapshot)
+        finally:
+            self.lock.release()

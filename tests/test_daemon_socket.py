@@ -143,6 +143,36 @@ def test_one_daemon_per_socket_and_a_stale_socket_is_replaced(
     assert detached.returncode == 2 and "already running" in detached.stderr
 
 
+def test_a_daemon_that_cannot_start_says_why_and_leaves_nothing(
+    daemon: Callable[[], Daemon],
+) -> None:
+    """`serve --detach` says `serving` only once the daemon has started: a state file
+    another taskd holds, or a log it cannot open, is the typed command's error (exit
+    2), and nothing is left listening. A daemon killed with SIGKILL holds nothing."""
+    first = daemon()
+    assert first.start().returncode == 0
+    second = daemon()  # the same XDG_STATE_HOME: the same default state file
+    state = os.path.join(second.env["XDG_STATE_HOME"], "taskd", "state.json")
+    refused = second.start()
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr == (
+        f"taskd: error: state file '{state}' is in use by another taskd (pid {first.pid}); "
+        "give this one a state file of its own (--state-file PATH) or none (--state-file off)\n"
+    )
+    assert not os.path.exists(second.socket)
+    missing = second.folder / "missing" / "events.log"
+    no_log = second.start("--state-file", "off", "--log", str(missing))
+    assert no_log.returncode == 2 and no_log.stderr.startswith("taskd: error: cannot log to ")
+    assert not os.path.exists(second.socket)
+    own = second.start("--state-file", "off")
+    assert own.returncode == 0, own.stderr
+    assert second.taskd("stop", "--socket", second.socket).returncode == 0
+    first.kill()
+    wait_until(lambda: not first.alive(), "the killed daemon is still there")
+    taken = second.start("--restore")
+    assert taken.returncode == 0, taken.stderr
+
+
 def test_an_unsafe_folder_is_refused(daemon: Callable[[], Daemon]) -> None:
     d = daemon()
     open_folder = d.folder / "open"

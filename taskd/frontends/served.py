@@ -40,8 +40,9 @@ class ServedFrontend:
         owns_terminal: bool = True,
         ready: Callable[[str | None], None] | None = None,
     ) -> None:
-        """READY is called once: with None when the socket accepts connections, or
-        with the one-line reason it could not start (`serve --detach` waits on it)."""
+        """READY is called once: with None when the socket accepts connections and
+        the daemon has started (started()), or with the one-line reason it could not
+        start (`serve --detach` waits on it)."""
         self.path = path
         self._ready = ready
         self.owns_terminal = owns_terminal
@@ -72,9 +73,13 @@ class ServedFrontend:
             return self._output
         self.server = server
         await self._start_console(daemon)
-        if self._ready is not None:
-            self._ready(None)
         return self._output
+
+    def started(self, failure: str | None) -> None:
+        """The daemon has taken its state file and opened its log, or could not
+        (FAILURE, one line): only now is a detached daemon up, or known not to be."""
+        if self._ready is not None and self.failed is None:
+            self._ready(failure)
 
     async def run(self, daemon: Daemon) -> None:
         await asyncio.Event().wait()  # connections are served on their own; cancelled at the end
