@@ -27,7 +27,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from . import clocks, commands, formatting
+from . import clocks, commands
 from . import events as ev
 from .clock import new_virtual_loop
 from .config import Config
@@ -35,7 +35,6 @@ from .context import CANCEL_GRACE, CURRENT, IN_CONSOLE
 from .engine import Engine
 from .errors import CommandError
 from .eventlog import THREAD_NAME
-from .events import Event, Sink
 from .executor import TaskExecutor, release
 from .formatting import one_line
 from .instruments import Instrument
@@ -45,6 +44,7 @@ from .lag import LagMeter
 from .narrate import Narrator
 from .output import MemoryOutput, Output
 from .persist import Persistence
+from .presenting import Presenters
 from .registry import Registry, State, TaskRecord
 from .reply import Reply
 from .stall import StallWatch
@@ -136,8 +136,7 @@ class Daemon:
         self.abandoned_threads: list[str] = []
         self.frontends: list[Frontend] = []
         self._outputs: list[Output] = []
-        self._presenters: list[Sink] = []
-        self._timestamps = config.timestamps
+        self.presenters = Presenters(self.engine.bus, config.timestamps)  # on screen
         self.steps = StepRecorder()  # for `timeline` and `log --steps`
         self._end_requested: asyncio.Event | None = None
         self._hurry: asyncio.Event | None = None
@@ -240,7 +239,7 @@ class Daemon:
             output = await frontend.open(self)
             if output is not None:
                 self._outputs.append(output)
-                self._present_to(output)
+                self.presenters.add(output)
         self.started = time.monotonic()
         lag = asyncio.get_running_loop().create_task(self.lag.run(), name="taskd:lag")
         primary = self._outputs[0] if self._outputs else self._default
@@ -270,53 +269,14 @@ class Daemon:
                 await frontend.aclose()
             loop.set_task_factory(factory)
 
-    def _present_to(self, output: Output) -> None:
-        """Show task events on OUTPUT: styled when it can show styles, else plain;
-        with timestamps when they are on (a sink of its own, so that the usual path
-        does not even test for them)."""
-        if getattr(output, "discards", False):
-            return  # its stdout is /dev/null: nobody would see them
-        stamps = self._timestamps
-        sink: Sink
-        if getattr(output, "styled", False):
-            # A terminal bounds task events apart from replies (which it never drops).
-            show = getattr(output, "event_line", output.line)
-
-            def styled(event: Event) -> None:
-                line = formatting.present(event, stamps)
-                if line is not None:
-                    show(line)
-
-            sink = styled
-        elif stamps:
-
-            def stamped(event: Event) -> None:
-                text = formatting.present_plain(event, True)
-                if text is not None:
-                    output.write(text + "\n")
-
-            sink = stamped
-        else:
-            sink = formatting.plain_sink(output.write)
-
-        self._presenters.append(sink)
-        self.engine.bus.subscribe(sink, formatting.SHOWN)
-
     @property
     def timestamps(self) -> bool:
         """Whether task lines and endings on screen start with `+SECONDS `."""
-        return self._timestamps
+        return self.presenters.timestamps
 
     @timestamps.setter
     def timestamps(self, on: bool) -> None:
-        if on == self._timestamps:
-            return
-        self._timestamps = on
-        for sink in self._presenters:
-            self.engine.bus.unsubscribe(sink)
-        self._presenters.clear()
-        for output in self._outputs:
-            self._present_to(output)
+        self.presenters.timestamps = on
 
     async def startup(self) -> bool:
         """Take the state file and open the configured log; False (exit 2, nothing
