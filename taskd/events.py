@@ -84,6 +84,7 @@ class EventBus:
         self._line_sinks: dict[Sink, LineSink] = {}
         # The sinks that want output lines, in order, each with its LineSink or None.
         self._output: tuple[tuple[Sink, LineSink | None], ...] = ()
+        self._only_lines: LineSink | None = None  # the sole sink of lines, if it is one
         self.wanted: frozenset[str] | None = frozenset()  # None: every event
 
     def subscribe(
@@ -118,6 +119,8 @@ class EventBus:
             for sink, wants in zip(self._sinks, interests, strict=True)
             if wants is None or OUTPUT in wants
         )
+        only = self._output[0][1] if len(self._output) == 1 else None
+        self._only_lines = only
 
     def wants(self, event: str) -> bool:
         """Whether a sink wants EVENT: if not, its fields need not be made either."""
@@ -143,6 +146,10 @@ class EventBus:
         """TASK printed the line TEXT."""
         route = self._output
         if not route:
+            return
+        only = self._only_lines
+        if only is not None:  # a served daemon's usual route: the socket server alone
+            only(task, clocks.wall(), text)
             return
         ts = clocks.wall()
         event = None
