@@ -48,7 +48,7 @@ from .presenting import Presenters
 from .registry import Registry, State, TaskRecord
 from .reply import Reply
 from .stall import StallWatch
-from .statelock import StateInUse
+from .statelock import StateUnavailable
 from .stdcapture import StdCapture
 from .steps import StepRecorder
 
@@ -286,7 +286,7 @@ class Daemon:
             persist = Persistence(self.engine, self.config.state_file)
             try:
                 persist.lock.acquire()
-            except StateInUse as exc:
+            except StateUnavailable as exc:
                 return self._cannot_start(str(exc))
         if self.config.log_file:
             try:

@@ -18,8 +18,8 @@ from .errors import shown
 from .state import make_private_dirs
 
 
-class StateInUse(Exception):
-    """Another process holds the state file; the message is one line."""
+class StateUnavailable(Exception):
+    """The state file is a folder, or another process holds it; one line."""
 
 
 class StateLock:
@@ -31,8 +31,13 @@ class StateLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Hold the lock, or raise StateInUse. A folder that cannot be made or written
-        is left to the state file's own writes to report."""
+        """Hold the lock, or raise StateUnavailable. A folder that cannot be made or
+        written is left to the state file's own writes to report."""
+        if os.path.isdir(self.state_path):  # nor a PATH.lock beside it, then
+            raise StateUnavailable(
+                f"state file {shown(self.state_path, 200)} is a folder; give a file's path "
+                "(--state-file PATH) or none (--state-file off)"
+            )
         try:
             make_private_dirs(os.path.dirname(os.path.abspath(self.path)))
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -44,7 +49,7 @@ class StateLock:
             holder = _pid_in(fd)
             os.close(fd)
             who = f" (pid {holder})" if holder else ""
-            raise StateInUse(
+            raise StateUnavailable(
                 f"state file {shown(self.state_path, 200)} is in use by another taskd{who}; "
                 "give this one a state file of its own (--state-file PATH) or none "
                 "(--state-file off)"

@@ -184,6 +184,20 @@ def test_restore_without_a_state_file_says_so(run_taskd: RunTaskd, tmp_path: Pat
     ]
 
 
+def test_a_folder_as_the_state_file_is_refused_before_anything(
+    run_taskd: RunTaskd, tmp_path: Path
+) -> None:
+    folder = tmp_path / "states"
+    folder.mkdir()
+    result = run_taskd("new idle --name x\n", "--state-file", str(folder))
+    assert (result.status, result.out) == (2, "")
+    assert result.errors == [
+        f"taskd: error: state file '{folder}' is a folder; give a file's path "
+        "(--state-file PATH) or none (--state-file off)"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["states"]  # no states.lock
+
+
 def test_state_options_for_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", "/xdg")
     assert default_state_file() == "/xdg/taskd/state.json"
