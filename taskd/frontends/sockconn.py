@@ -34,9 +34,8 @@ MAX_QUEUED = 1000  # requests read ahead of the one running; then reading pauses
 YIELD_EVERY = 100  # requests run back to back before other clients get a turn
 # A subscriber's socket send buffer (the kernel doubles it: 64 KiB). Events that wait
 # for a subscriber then wait here, where its bound counts them and a client that has
-# stopped reading costs little, not in the kernel: left at the system's default, the
-# kernel held 214 kB for each client that never read (1024 clients: 219 MB), and the
-# daemon encoded all of it first (README, "A client that never reads").
+# stopped reading costs little, not in the kernel, whose default buffer took three
+# times as much, all of it encoded first (README, Performance: the stalled client).
 SUBSCRIBER_SNDBUF = 32 << 10
 
 
