@@ -22,6 +22,7 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,9 @@ from .events import CANCELLED, DAEMON, DAEMON_START, DONE, FAILED, OUTPUT, START
 STEP = "step"  # a task's stretch on the loop: fields start_s, dur_s
 TRACEBACK = "traceback"  # the text format's continuation lines of a `failed` event
 END_EVENTS = frozenset((DONE, FAILED, CANCELLED))
+# Characters of the longest line read: a task's longest output line (capture.MAX_LINE,
+# 65,536 characters) fits, each character escaped at its longest (12: two \uXXXX).
+MAX_LOG_LINE = 1 << 20
 
 _TEXT_LINE = re.compile(r"(\S+) (\S+) (\S+)(?: (.*))?\Z", re.DOTALL)
 _FIELD = re.compile(r" ([A-Za-z_][A-Za-z0-9_]*)=")
@@ -64,16 +68,31 @@ class Session:
 # -- reading --------------------------------------------------------------------
 
 
-def read_log(path: str) -> list[Session]:
-    """Every session of the log at PATH; LogError on the first line that is not an event."""
+def _lines(path: str) -> Iterator[str]:
+    """The lines of the file at PATH, without their newline, each read on its own:
+    one longer than MAX_LOG_LINE is refused there, so that a file with no newline in
+    sight (/dev/zero, a FIFO left open) neither fills memory nor is read forever."""
     try:
         with open(path, encoding="utf-8", errors="replace") as file:
-            lines = file.read().split("\n")
+            number = 0
+            while line := file.readline(MAX_LOG_LINE + 2):
+                number += 1
+                line = line.removesuffix("\n")
+                if len(line) > MAX_LOG_LINE:
+                    raise LogError(
+                        f"{path}:{number}: not a taskd log line "
+                        f"(over {MAX_LOG_LINE:,} characters)"
+                    )
+                yield line
     except OSError as exc:
         raise LogError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+
+
+def read_log(path: str) -> list[Session]:
+    """Every session of the log at PATH; LogError on the first line that is not an event."""
     sessions: list[Session] = []
     origin = 0.0
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(_lines(path), 1):
         if not line.strip():
             continue
         try:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import RunTaskd
+from conftest import RunTaskd, taskd_command
+from reliability import DEADLINE
 
-from taskd.trace import LogError, export_trace, read_log
+from taskd.trace import MAX_LOG_LINE, LogError, export_trace, read_log
 
 SCRIPT = "new msg hello 2 0.1\nnew fail 0.15 oops\nnew tick 0.1\nwait msg-1\ncancel tick-1\nend\n"
 TASKS = {"taskd", "msg-1", "fail-1", "tick-1"}
@@ -145,3 +148,33 @@ def test_unreadable_log_and_unwritable_output(tmp_path: Path) -> None:
     with pytest.raises(LogError, match="cannot write it"):
         export_trace(str(log), str(tmp_path / "no-such-folder" / "t.json"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.log"]  # no temporary left
+
+
+@pytest.mark.parametrize("command", [["timeline"], ["trace", "-o", "trace.json"]])
+def test_a_log_line_that_never_ends_is_refused_at_the_limit(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """A log read from a pipe left open, 2 MB and no newline: refused once a line
+    passes MAX_LOG_LINE, not read to an end that never comes (nor into memory, as
+    /dev/zero was: 3.5 GB in 3 s)."""
+    proc = subprocess.Popen(
+        [*taskd_command(*command, "/dev/stdin")], cwd=tmp_path, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(b"x" * (2 << 20))  # taken up to the limit, then the end
+            proc.stdin.flush()
+        proc.wait(timeout=DEADLINE)  # with the pipe still open: no end of file comes
+        out, err = proc.stdout.read(), proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            with contextlib.suppress(BrokenPipeError):
+                stream.close()
+    assert (proc.returncode, out) == (2, b"")
+    assert err.decode() == (
+        f"taskd: error: /dev/stdin:1: not a taskd log line (over {MAX_LOG_LINE:,} characters)\n"
+    )
