@@ -26,6 +26,7 @@ _CHOICES = {
 # waits for, and larger values overflow the waits that use them (threading's
 # TIMEOUT_MAX: a stall_threshold of 1e11 killed the watchdog thread).
 _LIMITS = {"cancel_grace": 3600.0, "stall_threshold": 3600.0}
+MAX_CONFIG = 1 << 20  # characters of a config file
 
 
 @dataclass(frozen=True)
@@ -142,10 +143,12 @@ def load_config(explicit: str | None = None) -> Config:
     if path is not None:
         try:
             with open(path, encoding="utf-8") as f:
-                text = f.read()
+                text = f.read(MAX_CONFIG + 1)  # bounded: --config /dev/zero, a wrong file
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise ConfigError(path, f"cannot read it: {reason}") from None
+        if len(text) > MAX_CONFIG:
+            raise ConfigError(path, f"over {MAX_CONFIG:,} characters: not a taskd config")
         user = _check(_parse(text, path), path, defaults)
         if "kinds" in user:
             user["kinds"] = {**defaults.get("kinds", {}), **user["kinds"]}

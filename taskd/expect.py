@@ -12,6 +12,9 @@ import difflib
 NO_NEWLINE = "\\ No newline at end of file\n"
 
 
+MAX_TRANSCRIPT = 1 << 26  # characters of a transcript read for --expect
+
+
 class TranscriptError(ValueError):
     """The transcript cannot be read: one line, naming the file."""
 
@@ -25,11 +28,15 @@ def compare_transcript(expected_path: str, actual: str) -> str | None:
     """
     try:
         with open(expected_path, encoding="utf-8", errors="replace", newline="") as file:
-            expected = file.read()
+            expected = file.read(MAX_TRANSCRIPT + 1)  # bounded: /dev/zero, a wrong file
     except OSError as exc:
         raise TranscriptError(
             f"{expected_path}: cannot read the transcript: {exc.strerror or exc}"
         ) from None
+    if len(expected) > MAX_TRANSCRIPT:
+        raise TranscriptError(
+            f"{expected_path}: over {MAX_TRANSCRIPT:,} characters: not a transcript to compare"
+        )
     if expected == actual:
         return None
     diff = difflib.unified_diff(

@@ -19,7 +19,7 @@ from .state import make_private_dirs
 
 
 class StateUnavailable(Exception):
-    """The state file is a folder, or another process holds it; one line."""
+    """The state file is not a file, or another process holds it; one line."""
 
 
 class StateLock:
@@ -33,9 +33,12 @@ class StateLock:
     def acquire(self) -> None:
         """Hold the lock, or raise StateUnavailable. A folder that cannot be made or
         written is left to the state file's own writes to report."""
-        if os.path.isdir(self.state_path):  # nor a PATH.lock beside it, then
+        if os.path.exists(self.state_path) and not os.path.isfile(self.state_path):
+            # A folder, a device (/dev/zero would be read for ever), a FIFO: refused,
+            # and no PATH.lock made beside it.
+            what = "a folder" if os.path.isdir(self.state_path) else "not a regular file"
             raise StateUnavailable(
-                f"state file {shown(self.state_path, 200)} is a folder; give a file's path "
+                f"state file {shown(self.state_path, 200)} is {what}; give a file's path "
                 "(--state-file PATH) or none (--state-file off)"
             )
         try:

@@ -55,3 +55,22 @@ def test_a_config_duration_out_of_bounds_is_refused(
     assert len(result.errors) == 1, result.err
     assert f"{key}: expected a finite number >= 0 and <= 3600" in result.errors[0]
     assert not marker.exists()
+
+
+ENDLESS = {
+    "--config": "taskd: error: /dev/zero: over 1,048,576 characters: not a taskd config",
+    "--expect": "taskd: error: /dev/zero: over 67,108,864 characters: not a transcript to "
+    "compare",
+    "--state-file": "taskd: error: state file '/dev/zero' is not a regular file; give a "
+    "file's path (--state-file PATH) or none (--state-file off)",
+}
+
+
+@pytest.mark.parametrize("option", ENDLESS)
+def test_a_file_option_given_an_endless_device_is_refused_in_one_line(
+    run_taskd: RunTaskd, option: str
+) -> None:
+    """/dev/zero where a file is due: each was read whole, 2.2-3.4 GB in 3 s, and on
+    until memory ran out. Now a bounded read, or no read at all, and one line."""
+    result = run_taskd("", option, "/dev/zero")
+    assert (result.status, result.lines, result.errors) == (2, [], [ENDLESS[option]])
