@@ -90,18 +90,20 @@ def test_file_path_errors_fail_the_task_in_one_line(
         f"new file {tmp_path / 'no-such-folder' / 'x'}\n"
         f"new file {tmp_path}\n"
         f"new file {mine}\n"
+        "new file /dev/zero\n"  # a line that never ends, read in a thread no cancel stops
         "wait\n"
     )
     result = run_taskd(script)
     assert result.status == 1
     failed = sorted(line for line in result.lines if " failed after " in line)
-    assert len(failed) == 3
+    assert len(failed) == 4
     assert failed[0].startswith("file-1 failed after ")
     assert failed[0].endswith("No such file or directory")
     assert failed[1].endswith(f"FileTaskError: {str(tmp_path)!r} is a directory")
     assert failed[2].endswith(
         f"FileTaskError: {str(mine)!r} exists and was not written by `file`; not overwritten"
     )
+    assert failed[3].endswith("FileTaskError: '/dev/zero' is not a regular file")
     assert mine.read_text() == "precious\n"
     assert "Traceback" not in result.out + result.err
 

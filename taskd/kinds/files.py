@@ -8,8 +8,10 @@ is one trip to a thread and back, which is why the lines are written in batches.
 from __future__ import annotations
 
 import os
+import stat
 
 import aiofiles
+import aiofiles.os
 
 from ..errors import CommandError, shown
 from ._spec import Arg, builtin
@@ -17,6 +19,10 @@ from ._spec import Arg, builtin
 MARK = "# written by taskd's file kind\n"  # the only files it will overwrite
 MOST_LINES = 1_000_000
 BATCHES = 4
+# Characters read at most for one line: the mark, or one of ours ("line 1000000\n").
+# A readline runs in a thread that no cancel stops: unbounded, /dev/zero (a device
+# that never ends a line) took 2.4 GB in 2 s and went on after `cancel`.
+LINE_READ = len(MARK) + 1
 
 
 class FileTaskError(Exception):
@@ -41,8 +47,11 @@ def _reason(exc: OSError) -> str:
 async def _check_overwrite(path: str) -> None:
     """Refuse to replace a file this kind did not write: PATH is a user's word."""
     try:
+        mode = (await aiofiles.os.stat(path)).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a directory is said below
+            raise FileTaskError(f"{path!r} is not a regular file")
         async with aiofiles.open(path, encoding="utf-8", errors="replace") as f:
-            first = await f.readline()
+            first = await f.readline(LINE_READ)
     except FileNotFoundError:
         return
     except IsADirectoryError:
@@ -72,8 +81,8 @@ async def file(path: str, lines: int) -> int:
         print(f"closed {path}: {os.path.getsize(path):,} bytes")
         seen = 0
         async with aiofiles.open(path, encoding="utf-8", errors="replace") as f:
-            await f.readline()  # the mark
-            async for line in f:
+            await f.readline(LINE_READ)  # the mark
+            while line := await f.readline(LINE_READ):
                 seen += 1
                 if line != f"line {seen}\n":
                     raise FileTaskError(f"{path!r} changed while it was read (line {seen + 1})")
