@@ -200,13 +200,17 @@ def check_group(name: str) -> str:
     return name
 
 
+MAX_PARALLEL = 1_000_000  # past it, a limit is no limit: say `unlimited`
+
+
 def parse_parallel(raw: str) -> int | None:
-    """`group G --parallel N`: N >= 1, or "unlimited" (None)."""
+    """`group G --parallel N`: 1 <= N <= MAX_PARALLEL, or "unlimited" (None)."""
     if raw == "unlimited":
         return None
-    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_PARALLEL:
         raise CommandError(
-            f"--parallel: expected a whole number >= 1 or 'unlimited', got {shown(raw)}"
+            f"--parallel: expected a whole number from 1 to {MAX_PARALLEL:,} or "
+            f"'unlimited', got {shown(raw)}"
         )
     return int(raw)
 

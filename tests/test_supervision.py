@@ -222,15 +222,17 @@ def test_group_queues_in_order_and_restart_of_a_queued_task(
 def test_group_command_errors(run_taskd: RunTaskd) -> None:
     result = run_taskd(
         "group\ngroup --parallel 2\ngroup g --parallel 0\ngroup nope\ngroup 'a b'\n"
-        "group -g --parallel 2\n"
+        "group -g --parallel 2\ngroup g --parallel 99999999999999999999\n"
     )
     assert result.lines == ["no groups"]
     assert [e.split(": error: ", 1)[1] for e in result.errors] == [
         "group: --parallel needs a group name (usage: group [G [--parallel N|unlimited]])",
-        "--parallel: expected a whole number >= 1 or 'unlimited', got '0'",
+        "--parallel: expected a whole number from 1 to 1,000,000 or 'unlimited', got '0'",
         "no group named 'nope' (`new --group` or --parallel makes one)",
         "invalid group name 'a b': use up to 64 letters, digits, '-', '_' and '.'",
         "invalid group name '-g': start it with a letter, a digit or '_'",
+        "--parallel: expected a whole number from 1 to 1,000,000 or 'unlimited', got "
+        "'99999999999999999999'",
     ]
 
 
