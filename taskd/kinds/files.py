@@ -20,8 +20,8 @@ MARK = "# written by taskd's file kind\n"  # the only files it will overwrite
 MOST_LINES = 1_000_000
 BATCHES = 4
 # Characters read at most for one line: the mark, or one of ours ("line 1000000\n").
-# A readline runs in a thread that no cancel stops: unbounded, /dev/zero (a device
-# that never ends a line) took 2.4 GB in 2 s and went on after `cancel`.
+# A readline runs in a thread that no cancel stops: unbounded, a file whose line never
+# ends (a device like /dev/zero) filled memory, and went on after `cancel`.
 LINE_READ = len(MARK) + 1
 
 
