@@ -190,11 +190,24 @@ def _tune_gc() -> None:
     1.1 s, at 10000/10/10, and 10 middle ones, 0.4 s, at these). taskd's own objects
     are freed by reference counting, and full passes still come (after 10 middle
     ones, or a quarter more old objects).
-    What was imported so far is frozen out of every pass."""
+    What was imported so far is frozen out of every pass, and the collector, off
+    since start-up began (_quiet_startup), is on again."""
     import gc
 
     gc.freeze()
     gc.set_threshold(20_000, 20, 10)
+    gc.enable()
+
+
+def _quiet_startup() -> None:
+    """No collection while a daemon starts: its imports and its configuration make
+    objects that live as long as the process, which the collector's passes only
+    traversed (README, Performance). _tune_gc turns it on again before the daemon
+    runs anything; a start-up that fails, or `--expect` (whose run is a child
+    process), ends the process instead."""
+    import gc
+
+    gc.disable()
 
 
 def _tune_threads() -> None:
@@ -271,6 +284,7 @@ def _config_or_exit(
 
 
 def shell_or_script_main(argv: list[str]) -> int:
+    _quiet_startup()
     args = build_parser().parse_args(argv)
     if args.expect is not None:
         from . import timecli
@@ -315,6 +329,7 @@ def shell_or_script_main(argv: list[str]) -> int:
 
 
 def serve_main(argv: list[str]) -> int:
+    _quiet_startup()
     args = build_serve_parser().parse_args(argv)
     configured = _config_or_exit(args, serving=True)
     if isinstance(configured, int):

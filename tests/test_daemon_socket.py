@@ -526,3 +526,34 @@ def test_a_cancel_is_the_askers_reply_and_the_other_clients_event(
     assert seen["text"].startswith("i2 cancelled after ") and "(by" not in seen["text"]
     watcher.close()
     asker.close()
+
+
+GC_KIND = '''
+import gc
+
+
+async def gcstate():
+    print(f"collector {'on' if gc.isenabled() else 'off'}, thresholds {gc.get_threshold()}")
+'''
+
+
+def test_the_collector_is_on_once_a_daemon_runs(
+    daemon: Callable[[], Daemon], tmp_path: Path
+) -> None:
+    """Start-up runs with the collector off (cli._quiet_startup); whatever the daemon
+    then runs, in a script or served, runs with it on, at taskd's thresholds."""
+    (tmp_path / "gckinds.py").write_text(GC_KIND)
+    config = tmp_path / "taskd.toml"  # the kind module is found beside its config
+    config.write_text(f'cancel_grace = {GRACE}\n[kinds]\ngcstate = "gckinds:gcstate"\n')
+    wanted = "collector on, thresholds (20000, 20, 10)"
+    d = daemon()
+    script = d.taskd("--config", str(config), stdin="new gcstate --name g\nwait\n")
+    assert script.returncode == 0, script.stderr
+    assert f"[g] {wanted}" in script.stdout.splitlines()
+    log = tmp_path / "served.log"
+    assert d.start("--config", str(config), "--log", str(log)).returncode == 0
+    assert d.send("new", "gcstate", "--name", "g").returncode == 0
+    assert d.send("wait", "g").returncode == 0
+    assert d.taskd("stop", "--socket", d.socket).returncode == 0  # the log is closed
+    said = [line for line in log.read_text().splitlines() if " g output " in line]
+    assert len(said) == 1 and said[0].endswith(wanted), said
