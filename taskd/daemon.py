@@ -25,7 +25,7 @@ import traceback
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import clocks, commands
 from . import events as ev
@@ -34,23 +34,23 @@ from .config import Config
 from .context import CANCEL_GRACE, CURRENT, IN_CONSOLE
 from .engine import Engine
 from .errors import CommandError
-from .eventlog import THREAD_NAME
 from .executor import TaskExecutor, release
 from .formatting import one_line
 from .instruments import Instrument
 from .kinds import Kind
 from .kinds.processes import kill_groups
 from .lag import LagMeter
-from .narrate import Narrator
 from .output import MemoryOutput, Output
-from .persist import Persistence
 from .presenting import Presenters
 from .registry import Registry, State, TaskRecord
 from .reply import Reply
 from .stall import StallWatch
-from .statelock import StateUnavailable
 from .stdcapture import StdCapture
 from .steps import StepRecorder
+
+if TYPE_CHECKING:
+    from .narrate import Narrator
+    from .persist import Persistence
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 MAX_NAMED = 10  # names in one line about the end (the rest are counted)
@@ -125,8 +125,9 @@ class Daemon:
         the log was rotated (a served daemon has no terminal to hang up)."""
         self.config = config
         self.engine = Engine(config, kinds, report=self._notice)
-        self.narrator = Narrator(self.engine)  # `explain on|off`
-        self.narrator.switch(config.explain)
+        self._narrator: Narrator | None = None  # made by the first `explain`
+        if config.explain:
+            self.narrator.switch(True)
         self.exit_status = 0
         self.ending = False
         self.started = time.monotonic()
@@ -167,8 +168,8 @@ class Daemon:
         """Run one command line for whoever REPLY belongs to; CommandError says what
         was wrong (and nothing changed)."""
         ctx = commands.Context(self.engine, self, reply or self.primary_reply())
-        narrator = self.narrator
-        if not narrator.on:
+        narrator = self._narrator
+        if narrator is None or not narrator.on:
             await commands.execute(ctx, line)
             return
         note = narrator.before(line)  # what a `cancel` interrupts, before it does
@@ -176,6 +177,15 @@ class Daemon:
             await commands.execute(ctx, line)
         finally:
             narrator.after(note)
+
+    @property
+    def narrator(self) -> Narrator:
+        """The `explain on|off` switch, made when first wanted (most runs never are)."""
+        if self._narrator is None:
+            from .narrate import Narrator
+
+            self._narrator = Narrator(self.engine)
+        return self._narrator
 
     def primary_reply(self) -> Reply:
         """The reply channel of the first front-end (standard output)."""
@@ -283,6 +293,9 @@ class Daemon:
         started) if either can't be had."""
         persist = None
         if self.config.state_file:
+            from .persist import Persistence
+            from .statelock import StateUnavailable
+
             persist = Persistence(self.engine, self.config.state_file)
             try:
                 persist.lock.acquire()
@@ -392,6 +405,8 @@ class Daemon:
         await engine.stop_log()
         if log is not None and log.abandoned:
             # Its thread is stuck in a write: the interpreter would join it at exit.
+            from .eventlog import THREAD_NAME
+
             self.abandoned_threads.append(THREAD_NAME)
         for output in self._outputs:
             await output.drain()

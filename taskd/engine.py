@@ -14,7 +14,7 @@ import reprlib
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import clocks, formatting, slots
 from . import events as ev
@@ -22,7 +22,6 @@ from .children import Children
 from .config import Config
 from .context import CANCEL_GRACE, CURRENT, SHELL_SETTINGS
 from .errors import CommandError, shown
-from .eventlog import EventLog, wait_closed
 from .formatting import MAX_DETAIL, one_line
 from .guard import guarded, safe
 from .i18n import _
@@ -32,6 +31,9 @@ from .registry import Registry, State, TaskRecord, check_name
 from .supervise import DEFAULT as DEFAULT_OPTIONS
 from .supervise import DependencyFailed, Group, Groups, TaskOptions, TimedOut, in_group, supervise
 from .taskhooks import TaskHooks
+
+if TYPE_CHECKING:
+    from .eventlog import EventLog
 
 MAX_FAILURES = 10  # failed tasks named in a script's last line
 _RUNNING = State.RUNNING  # a module constant: State.RUNNING is a slow class lookup
@@ -80,6 +82,7 @@ class Engine:
         self.bus = ev.EventBus()
         self.instruments = Instruments()
         self.log: EventLog | None = None
+        self._logged = False  # whether a log was ever opened (start_log)
         self._report = report or _to_stderr
         self._settled: set[asyncio.Task[object]] = set()  # accounted for by settle()
         self.groups = Groups()
@@ -459,7 +462,10 @@ class Engine:
         old one is flushed and closed, and only then does the new one start writing:
         switching to the same file keeps every event in order.
         """
+        from .eventlog import EventLog  # here: a daemon that never logs does not import it
+
         new = EventLog(path, fmt, self.report)
+        self._logged = True
         await new.open(start=False)
         old, self.log = self.log, new
         if old is not None:
@@ -477,7 +483,10 @@ class Engine:
         if old is not None:
             self.bus.unsubscribe(old)
             await old.aclose()
-        await wait_closed()  # and any log a cancelled switch left closing
+        if self._logged:
+            from .eventlog import wait_closed
+
+            await wait_closed()  # and any log a cancelled switch left closing
         if old is None:
             return "not logging"
         return f"stopped logging to {old.path} ({_written(old)})"
