@@ -113,10 +113,9 @@ def _configure(
     import warnings
 
     from . import i18n
-    from .config import load_config
+    from .config import load_config, with_state_options
     from .errors import ConfigError
     from .kinds import load_kinds
-    from .persist import with_state_options
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import ConfigError
@@ -155,3 +155,32 @@ def load_config(explicit: str | None = None) -> Config:
         values.update(user)
         sources.append(path)
     return Config(**values, sources=tuple(sources))
+
+
+def default_state_file() -> str:
+    """`$XDG_STATE_HOME/taskd/state.json` (~/.local/state/taskd/state.json)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(base, "taskd", "state.json")
+
+
+def with_state_options(
+    config: Config,
+    state_file: str | None = None,
+    restore: bool | None = None,
+    serving: bool = False,
+) -> Config:
+    """CONFIG with the command line's --state-file PATH and --restore applied; a
+    served daemon (`taskd serve`) keeps its state in default_state_file() unless
+    the config or the command line names another file ('off': none)."""
+    changes: dict[str, object] = {}
+    if state_file is not None:
+        changes["state_file"] = state_file
+    elif serving and not config.state_file:
+        changes["state_file"] = default_state_file()
+    if changes.get("state_file", config.state_file) == "off":
+        changes["state_file"] = ""
+    if restore is not None:
+        changes["restore"] = restore
+    return replace(config, **changes)  # type: ignore[arg-type]

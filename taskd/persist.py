@@ -10,7 +10,6 @@ write costs: about 0.5 s with 50,000 live tasks, whose writes took about 50 ms h
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import TYPE_CHECKING
 
@@ -21,40 +20,10 @@ from .statelock import StateLock
 from .supervise import TaskOptions, check_group
 
 if TYPE_CHECKING:
-    from .config import Config
     from .engine import Engine
     from .registry import TaskRecord
 
 MAX_SAID = 5  # tasks that could not be restored, named one by one
-
-
-def default_state_file() -> str:
-    """`$XDG_STATE_HOME/taskd/state.json` (~/.local/state/taskd/state.json)."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return os.path.join(base, "taskd", "state.json")
-
-
-def with_state_options(
-    config: Config,
-    state_file: str | None = None,
-    restore: bool | None = None,
-    serving: bool = False,
-) -> Config:
-    """CONFIG with the command line's --state-file PATH and --restore applied; a
-    served daemon (`taskd serve`) keeps its state in default_state_file() unless
-    the config or the command line names another file ('off': none)."""
-    changes: dict[str, object] = {}
-    if state_file is not None:
-        changes["state_file"] = state_file
-    elif serving and not config.state_file:
-        changes["state_file"] = default_state_file()
-    if changes.get("state_file", config.state_file) == "off":
-        changes["state_file"] = ""
-    if restore is not None:
-        changes["restore"] = restore
-    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
 
 class Persistence(Instrument):

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from conftest import RunTaskd, Session
 
-from taskd.config import Config
-from taskd.persist import default_state_file, with_state_options
+from taskd.config import Config, default_state_file, with_state_options
 
 
 def last_json(lines: list[str]) -> list[dict[str, Any]]:
