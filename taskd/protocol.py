@@ -15,7 +15,10 @@ TYPE_CHECKING = False  # typing is not imported at run time: the light clients' 
 if TYPE_CHECKING:
     from typing import Any
 
-VERSION = 1
+VERSION = 2  # 2: every `ts` is whole microseconds since the Unix epoch (an integer)
+# A time's microseconds are kept within this (a virtual clock can run far ahead):
+# output_bound() counts on at most 20 characters for one.
+MAX_MICROS = 10**19 - 1
 MAX_LINE = 1 << 20  # bytes in one request line, newline excluded
 # Bytes in one line a client takes from the daemon: a reply can be far longer than a
 # request (`show --json` of 50,000 tasks is one line of 15 MB); the bound only keeps
@@ -57,34 +60,56 @@ def done(rid: int | None, ok: bool, skipped: bool = False) -> bytes:
     return encode(reply)
 
 
+def micros(ts: float) -> int:
+    """TS (seconds since the epoch) as the protocol gives it: whole microseconds. An
+    integer because a float's shortest repr() is the dearest part of encoding a line
+    (README, Performance); exact, and within MAX_MICROS (NaN is 0)."""
+    us = ts * 1_000_000
+    if -MAX_MICROS < us < MAX_MICROS:
+        return int(us)
+    return 0 if us != us else MAX_MICROS if us > 0 else -MAX_MICROS
+
+
 def event(task: str, name: str, ts: float, fields: dict[str, Any], text: str | None) -> bytes:
-    return encode({"event": {"task": task, "name": name, "ts": ts, "fields": fields, "text": text}})
+    return encode(
+        {"event": {"task": task, "name": name, "ts": micros(ts), "fields": fields, "text": text}}
+    )
 
 
 _lines = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 _lines_ascii = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+_TASKS = operator.itemgetter(0)
+_TIMES = operator.itemgetter(1)
+_TEXTS = operator.itemgetter(2)
+_MICRO = (1_000_000.0).__mul__
 
 
 def output(lines: list[tuple[str, float, str]]) -> bytes:
     """Task output LINES, (task, ts, text) each in the order printed, as one message:
-    {"output": [[task, ts, text], ...]}. The most frequent thing a client is sent
-    (100,000 lines a second to each attached client): one C encoder call for a run
-    of lines, and a third of the bytes of an event each."""
+    {"output": [[task, ts, text], ...]}, ts in micros(). The most frequent thing a
+    client is sent (100,000 lines a second to each attached client): one C encoder
+    call for a run of lines, and a third of the bytes of an event each. The times are
+    made integers here, for the lines encoded: a client far behind holds its lines
+    as they came, and most are never encoded (sockserver.Held)."""
     try:
-        return b'{"output":' + _lines(lines).encode("utf-8") + b"}\n"
+        times = list(map(int, map(_MICRO, map(_TIMES, lines))))  # C calls, no frame
+        if times and not -MAX_MICROS < min(times) <= max(times) < MAX_MICROS:
+            raise OverflowError
+    except (OverflowError, ValueError):  # a time out of range, inf or NaN: the long way
+        times = [micros(ts) for ts in map(_TIMES, lines)]
+    items = list(zip(map(_TASKS, lines), times, map(_TEXTS, lines), strict=True))
+    try:
+        return b'{"output":' + _lines(items).encode("utf-8") + b"}\n"
     except UnicodeEncodeError:  # a lone surrogate (bytes a task wrote): escaped instead
-        return b'{"output":' + _lines_ascii(lines).encode("ascii") + b"}\n"
+        return b'{"output":' + _lines_ascii(items).encode("ascii") + b"}\n"
 
 
 # output()'s bytes for a line besides the characters of its task and text: brackets,
-# quotes, commas, and the longest repr() of a float (-2.2250738585072014e-308); and
-# the comma between two lines.
-_LINE_FIXED = len('["",,""]') + 24
+# quotes, commas, and the longest ts (-MAX_MICROS); and the comma between two lines.
+_LINE_FIXED = len('["",,""]') + len(str(-MAX_MICROS))
 _BETWEEN = len(",")
 _OUTPUT_FIXED = len(b'{"output":[]}\n')
 _quote_ascii = json.encoder.encode_basestring_ascii  # C: ASCII text's exact JSON form
-_TASKS = operator.itemgetter(0)
-_TEXTS = operator.itemgetter(2)
 
 
 def output_bound(lines: list[tuple[str, float, str]]) -> int:

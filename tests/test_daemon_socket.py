@@ -377,7 +377,7 @@ def test_hostile_clients_against_a_real_daemon(daemon: Callable[[], Daemon]) -> 
         s = socket.socket(socket.AF_UNIX)
         s.connect(d.socket)
         s.settimeout(DEADLINE)
-        assert s.makefile("rb").readline().startswith(b'{"taskd":1')
+        assert s.makefile("rb").readline().startswith(b'{"taskd":2')
         return s
 
     def until(f: object, test: Callable[[dict[str, object]], bool]) -> list[dict[str, object]]:
@@ -485,7 +485,7 @@ def test_a_cancel_is_the_askers_reply_and_the_other_clients_event(
         s.connect(d.socket)
         s.settimeout(DEADLINE)
         f = s.makefile("rb")
-        assert f.readline().startswith(b'{"taskd":1')
+        assert f.readline().startswith(b'{"taskd":2')
         s.sendall(b'{"id": 1, "subscribe": true}\n')
         while not json.loads(f.readline()).get("done"):
             pass

@@ -13,7 +13,7 @@ from taskd.protocol import ProtocolError, Request
 
 
 def test_server_lines_are_one_json_object_a_line() -> None:
-    assert json.loads(protocol.hello(42, "0.1.0")) == {"taskd": 1, "pid": 42, "version": "0.1.0"}
+    assert json.loads(protocol.hello(42, "0.1.0")) == {"taskd": 2, "pid": 42, "version": "0.1.0"}
     assert json.loads(protocol.out(3, "a\nb")) == {"id": 3, "out": "a\nb"}
     assert json.loads(protocol.err(3, "bad")) == {"id": 3, "err": "bad"}
     assert json.loads(protocol.done(3, True)) == {"id": 3, "done": True, "ok": True}
@@ -23,11 +23,11 @@ def test_server_lines_are_one_json_object_a_line() -> None:
     assert json.loads(protocol.bye("taskd ended")) == {"bye": "taskd ended"}
     ev = json.loads(protocol.event("t1", "done", 1.5, {"runtime_s": 0.5}, "t1 done"))
     assert ev == {
-        "event": {"task": "t1", "name": "done", "ts": 1.5, "fields": {"runtime_s": 0.5},
+        "event": {"task": "t1", "name": "done", "ts": 1_500_000, "fields": {"runtime_s": 0.5},
                   "text": "t1 done"},
     }  # fmt: skip
     lines = json.loads(protocol.output([("t1", 1.5, "hi"), ("t2", 1.75, "there")]))
-    assert lines == {"output": [["t1", 1.5, "hi"], ["t2", 1.75, "there"]]}
+    assert lines == {"output": [["t1", 1_500_000, "hi"], ["t2", 1_750_000, "there"]]}
     for line in (protocol.hello(1, "x"), protocol.out(1, "é\x00\n"), protocol.bye("x")):
         assert line.endswith(b"\n") and line.count(b"\n") == 1
 
@@ -57,8 +57,22 @@ def test_requests_round_trip() -> None:
     assert isinstance(req, Request) and req.subscribe and req.lossy
     req = protocol.parse_request(protocol.cancel(10, 7))
     assert isinstance(req, Request) and req.cancel == 7
-    req = protocol.parse_request(b'{"id": 1, "line": "show", "taskd": 1, "future": "ignored"}')
+    req = protocol.parse_request(b'{"id": 1, "line": "show", "taskd": 2, "future": "ignored"}')
     assert isinstance(req, Request) and req.line == "show"
+    old = protocol.parse_request(b'{"id": 1, "line": "show", "taskd": 1}')
+    assert isinstance(old, ProtocolError) and (old.message, old.rid, old.fatal) == (
+        "protocol version 1 is not supported (this daemon speaks 2)", 1, True
+    )
+
+
+def test_a_time_is_whole_microseconds_kept_in_range() -> None:
+    """Protocol 2 gives every ts as an integer; a virtual clock's absurd times are
+    kept within MAX_MICROS, which output_bound() counts on."""
+    assert protocol.micros(1795670569.7283242) == 1795670569728324
+    assert protocol.micros(-1.5) == -1_500_000 and protocol.micros(0.0) == 0
+    assert protocol.micros(1e300) == protocol.MAX_MICROS
+    assert protocol.micros(float("-inf")) == -protocol.MAX_MICROS
+    assert protocol.micros(float("nan")) == 0
 
 
 @pytest.mark.parametrize(
@@ -93,10 +107,10 @@ def test_bad_requests_are_one_error_value(raw: bytes, message: str, rid: int | N
 
 
 def test_an_unknown_version_is_fatal() -> None:
-    result = protocol.parse_request(b'{"taskd": 2, "id": 4, "line": "show"}')
+    result = protocol.parse_request(b'{"taskd": 3, "id": 4, "line": "show"}')
     assert isinstance(result, ProtocolError)
     assert result.fatal and result.rid == 4
-    assert result.message == "protocol version 2 is not supported (this daemon speaks 1)"
+    assert result.message == "protocol version 3 is not supported (this daemon speaks 2)"
 
 
 def test_a_line_over_the_limit_is_refused_before_parsing() -> None:
@@ -128,7 +142,7 @@ def test_any_json_never_raises(value: object) -> None:
 _LINES = st.lists(
     st.tuples(
         st.text(max_size=20),
-        st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.just(1764131000.5)),
+        st.one_of(st.floats(), st.just(1764131000.5)),  # infinities and NaN too
         st.text(st.characters(exclude_categories=()), max_size=200),
     ),
     min_size=1,
@@ -144,13 +158,14 @@ def test_task_lines_go_as_one_line_that_gives_them_back_and_within_their_bound(
     surrogates included: escaped); output_bound() is never below its size."""
     data = protocol.output(lines)
     assert data.endswith(b"\n") and data.count(b"\n") == 1
-    assert json.loads(data) == {"output": [list(line) for line in lines]}
+    given = [[task, protocol.micros(ts), text] for task, ts, text in lines]
+    assert json.loads(data) == {"output": given}
     assert protocol.output_bound(lines) >= len(data)
 
 
 @given(st.lists(st.tuples(st.text(st.characters(min_codepoint=32, max_codepoint=126),
                                   max_size=20),
-                          st.floats(allow_nan=False, allow_infinity=False),
+                          st.floats(),
                           st.text(st.characters(min_codepoint=32, max_codepoint=126),
                                   max_size=200)),
                 min_size=1, max_size=20))  # fmt: skip
@@ -158,13 +173,13 @@ def test_the_bound_of_printable_ascii_lines_is_their_size_but_for_the_timestamps
     lines: list[tuple[str, float, str]],
 ) -> None:
     """The usual text, printable ASCII: charged its size, over only by each line's
-    timestamp taking less than the longest float's 24 characters."""
-    slack = sum(24 - len(repr(ts)) for _task, ts, _text in lines)
+    timestamp taking less than the longest one's 20 characters."""
+    slack = sum(20 - len(str(protocol.micros(ts))) for _task, ts, _text in lines)
     assert protocol.output_bound(lines) - len(protocol.output(lines)) == slack
 
 
 def test_the_bound_holds_for_the_longest_timestamps_and_escapes() -> None:
-    for ts in (-2.2250738585072014e-308, -1.7976931348623157e308, 0.0, 1795670569.7283242):
+    for ts in (-1.7976931348623157e308, float("inf"), float("nan"), 0.0, 1795670569.7283242):
         for text in ('a "quoted" \\ \x01 line', "\x1b[31mred\x1b[0m", "é \U0001f600", "\udc80"):
             lines = [("t", ts, text), ("t\x7f", ts, "plain")]
             assert len(protocol.output(lines)) <= protocol.output_bound(lines)

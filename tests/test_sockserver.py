@@ -70,7 +70,7 @@ class Client:
 
     async def hello(self) -> dict[str, Any]:
         obj = await self.recv()
-        assert obj is not None and obj["taskd"] == 1
+        assert obj is not None and obj["taskd"] == protocol.VERSION
         return obj
 
     def send_raw(self, data: bytes) -> None:
@@ -431,8 +431,8 @@ async def test_an_unknown_protocol_version_is_answered_then_closed(
     other = await Client.connect(sock_path)
     await client.hello()
     await other.hello()
-    client.send_raw(b'{"taskd": 2, "id": 1, "line": "echo x"}\n')
-    message = "protocol version 2 is not supported (this daemon speaks 1)"
+    client.send_raw(b'{"taskd": 1, "id": 1, "line": "echo x"}\n')  # protocol 1's client
+    message = "protocol version 1 is not supported (this daemon speaks 2)"
     assert await client.recv() == {"id": 1, "err": message}
     assert await client.recv() == {"id": 1, "done": True, "ok": False}
     assert await client.recv() == {"bye": message}
@@ -683,7 +683,7 @@ async def _subscribed(path: str) -> tuple[socket.socket, bytearray]:
     sock.setblocking(False)
     await asyncio.get_running_loop().sock_connect(sock, path)
     buf = bytearray()
-    assert json.loads(await _line(sock, buf))["taskd"] == 1
+    assert json.loads(await _line(sock, buf))["taskd"] == protocol.VERSION
     await asyncio.get_running_loop().sock_sendall(sock, protocol.subscribe(1))
     assert json.loads(await _line(sock, buf)) == {"id": 1, "done": True, "ok": True}
     return sock, buf
@@ -776,7 +776,7 @@ def test_a_lossy_subscriber_loses_events_past_its_bound_and_is_told_how_many(
         try:
             await loop.sock_connect(sock, path)
             buf = bytearray()
-            assert json.loads(await _line(sock, buf))["taskd"] == 1
+            assert json.loads(await _line(sock, buf))["taskd"] == protocol.VERSION
             await loop.sock_sendall(sock, protocol.subscribe(1, lossy=True))
             assert json.loads(await _line(sock, buf)) == {"id": 1, "done": True, "ok": True}
             (conn,) = server.subscribers
