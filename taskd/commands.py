@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
@@ -36,16 +35,22 @@ class Control(Protocol):
     def request_end(self, signum: int | None = None) -> None: ...
 
 
-@dataclass(slots=True)
+# Plain classes, not dataclasses: a dataclass compiles its methods when its module is
+# imported, and every start of taskd paid for that (README, Performance). A Param and
+# a Command are not changed once made.
+
+
 class Context:
     """What a command runs with: the engine, the daemon, and the asker's reply."""
 
-    engine: Engine
-    control: Control
-    reply: Reply
+    __slots__ = ("engine", "control", "reply")
+
+    def __init__(self, engine: Engine, control: Control, reply: Reply) -> None:
+        self.engine = engine
+        self.control = control
+        self.reply = reply
 
 
-@dataclass(frozen=True)
 class Param:
     """One positional argument of a command: what it is, for usage and completion.
 
@@ -53,41 +58,71 @@ class Param:
     kind), command, file, number, seconds, choice (one of CHOICES), text.
     """
 
-    label: str
-    kind: str = "text"
-    optional: bool = False
-    repeat: bool = False
-    choices: tuple[str, ...] = ()
+    __slots__ = ("label", "kind", "optional", "repeat", "choices")
+
+    def __init__(
+        self,
+        label: str,
+        kind: str = "text",
+        optional: bool = False,
+        repeat: bool = False,
+        choices: tuple[str, ...] = (),
+    ) -> None:
+        self.label = label
+        self.kind = kind
+        self.optional = optional
+        self.repeat = repeat
+        self.choices = choices
 
     def usage(self) -> str:
         text = self.label + ("..." if self.repeat else "")
         return f"[{text}]" if self.optional else text
 
 
-@dataclass(slots=True)
 class Args:
     """A parsed command line: positional words, flags given, option values (the
     options that may repeat: every value, in order, in `lists`)."""
 
-    words: list[str] = field(default_factory=list)
-    flags: set[str] = field(default_factory=set)
-    values: dict[str, str] = field(default_factory=dict)
-    lists: dict[str, list[str]] = field(default_factory=dict)
+    __slots__ = ("words", "flags", "values", "lists")
+
+    def __init__(
+        self,
+        words: list[str] | None = None,
+        flags: set[str] | None = None,
+        values: dict[str, str] | None = None,
+        lists: dict[str, list[str]] | None = None,
+    ) -> None:
+        self.words = [] if words is None else words
+        self.flags = set() if flags is None else flags
+        self.values = {} if values is None else values
+        self.lists = {} if lists is None else lists
 
 
 Handler = Callable[[Context, Args], Awaitable[None]]
 
 
-@dataclass(frozen=True)
 class Command:
-    name: str
-    summary: str
-    handler: Handler
-    params: tuple[Param, ...] = ()
-    flags: tuple[str, ...] = ()
-    options: dict[str, Param] = field(default_factory=dict)  # options that take a value
-    details: str = ""
-    usage_text: str = ""  # only where the generated usage would read worse
+    """One command of the table: its name, what it takes, and its handler."""
+
+    def __init__(
+        self,
+        name: str,
+        summary: str,
+        handler: Handler,
+        params: tuple[Param, ...] = (),
+        flags: tuple[str, ...] = (),
+        options: dict[str, Param] | None = None,  # options that take a value
+        details: str = "",
+        usage_text: str = "",  # only where the generated usage would read worse
+    ) -> None:
+        self.name = name
+        self.summary = summary
+        self.handler = handler
+        self.params = params
+        self.flags = flags
+        self.options = {} if options is None else options
+        self.details = details
+        self.usage_text = usage_text
 
     @property
     def usage(self) -> str:

@@ -13,7 +13,6 @@ import math
 import re
 import shlex
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CommandError, shown
@@ -107,15 +106,26 @@ def command_line(label: str, value: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
 class Arg:
-    """One positional argument of a kind. `rest` takes all remaining words."""
+    """One positional argument of a kind. `rest` takes all remaining words. A plain
+    class, not a dataclass, as commands.Param is (and for the same reason); not
+    changed once made."""
 
-    name: str
-    convert: Callable[[str, str], Any] = text
-    default: Any = _REQUIRED
-    rest: bool = False
-    shown_default: str = ""
+    __slots__ = ("name", "convert", "default", "rest", "shown_default")
+
+    def __init__(
+        self,
+        name: str,
+        convert: Callable[[str, str], Any] = text,
+        default: Any = _REQUIRED,
+        rest: bool = False,
+        shown_default: str = "",
+    ) -> None:
+        self.name = name
+        self.convert = convert
+        self.default = default
+        self.rest = rest
+        self.shown_default = shown_default
 
     @property
     def required(self) -> bool:
@@ -134,15 +144,19 @@ class Arg:
         return f"[{self.name}={self.default}]"
 
 
-@dataclass(frozen=True)
 class Kind:
-    """A kind of task that `new` can spawn."""
+    """A kind of task that `new` can spawn (not changed once made)."""
 
-    name: str
-    func: KindFunc
-    summary: str
-    args: tuple[Arg, ...]
-    builtin: bool = True
+    __slots__ = ("name", "func", "summary", "args", "builtin")
+
+    def __init__(
+        self, name: str, func: KindFunc, summary: str, args: tuple[Arg, ...], builtin: bool = True
+    ) -> None:
+        self.name = name
+        self.func = func
+        self.summary = summary
+        self.args = args
+        self.builtin = builtin
 
     @property
     def usage(self) -> str:
