@@ -70,11 +70,7 @@ class Connection:
             raise ClientError(f"taskd: error: the daemon at {path} refused: {reason}", USAGE)
         if hello.get("taskd") != protocol.VERSION:
             self.close()
-            raise ClientError(
-                f"taskd: error: the daemon at {path} speaks protocol "
-                f"{str(hello.get('taskd'))[:20]}, not {protocol.VERSION}",
-                USAGE,
-            )
+            raise ClientError(f"taskd: error: {protocol.other_version(path, hello)}", USAGE)
         pid = hello.get("pid")
         self.pid = pid if isinstance(pid, int) else None
         self.version = str(hello.get("version", "?"))

@@ -38,6 +38,22 @@ def encode(obj: dict[str, Any]) -> bytes:
         return (_dumps_ascii(obj) + "\n").encode("ascii")
 
 
+def other_version(path: str, hello: dict[str, Any]) -> str:
+    """What a client says of the daemon at PATH whose first line, HELLO, names another
+    protocol: most often a daemon started before taskd was upgraded, which this
+    client can no longer stop (SIGTERM ends a daemon as `taskd stop` does)."""
+    pid = hello.get("pid")
+    how = (
+        f"`kill {pid}` ends it as `taskd stop` would"
+        if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0
+        else "end it with the taskd that started it"
+    )
+    return (
+        f"the daemon at {path} is another version of taskd (protocol "
+        f"{str(hello.get('taskd'))[:20]}; this one speaks {VERSION}): {how}"
+    )
+
+
 # -- what the server sends -------------------------------------------------------
 
 

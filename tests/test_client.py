@@ -8,6 +8,7 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -291,6 +292,42 @@ def test_no_daemon_is_exit_3_with_how_to_start_one(tmp_path: Path) -> None:
     stale.bind(path)
     stale.close()
     assert run("send", path, "show").returncode == 3
+
+
+def test_a_daemon_of_another_version_is_named_with_how_to_end_it(tmp_path: Path) -> None:
+    """A daemon started before taskd was upgraded speaks the old protocol: every client
+    says so in one line, exit 2, and how to end it (this client cannot stop it)."""
+    path = str(tmp_path / "taskd.sock")
+    hellos = [b'{"taskd":1,"pid":4242,"version":"0.0.9"}\n'] * 3 + [b'{"taskd":1}\n']
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(len(hellos))
+
+    def old_daemon() -> None:
+        for hello in hellos:
+            conn, _ = listener.accept()
+            with conn:
+                conn.sendall(hello)
+                conn.recv(1)  # until the client has gone
+
+    thread = threading.Thread(target=old_daemon, daemon=True)
+    thread.start()
+    try:
+        said = f"taskd: error: the daemon at {path} is another version of taskd (protocol 1; "
+        for name, args in (("send", ("show",)), ("status", ()), ("stop", ())):
+            done = run(name, path, *args)
+            assert (done.returncode, done.stdout) == (2, ""), name
+            assert done.stderr == said + "this one speaks 2): `kill 4242` ends it as " + (
+                "`taskd stop` would\n"
+            ), name
+        done = run("send", path, "show")  # a hello without a pid
+        assert (done.returncode, done.stderr) == (
+            2, said + "this one speaks 2): end it with the taskd that started it\n"
+        )
+        thread.join(TIMEOUT)
+        assert not thread.is_alive()
+    finally:
+        listener.close()
 
 
 def test_send_without_words_is_a_usage_error(served: Served) -> None:

@@ -118,7 +118,7 @@ class RemoteDaemon:
             raise SocketError(f"the daemon at {path} refused: {reason}")
         if hello.get("taskd") != protocol.VERSION:
             writer.close()
-            raise SocketError(f"the daemon at {path} speaks another protocol")
+            raise SocketError(protocol.other_version(path, hello))
         return cls(reader, writer)
 
     # -- what the shell calls -------------------------------------------------------
