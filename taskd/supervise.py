@@ -24,6 +24,7 @@ from .registry import name_start_ok
 
 POLICIES = ("no", "on-failure", "always")
 MAX_BACKOFF = 60.0
+MAX_RESTARTS = 1_000_000  # --max-restarts at most: a million is as good as for ever
 OPTION_NAMES = ("restart", "max-restarts", "backoff", "after", "timeout", "group", "cwd", "env")
 
 
@@ -141,7 +142,12 @@ def parse_options(
                 raise CommandError(
                     f"--max-restarts: expected a whole number >= 0, got {shown(raw)}"
                 )
-            options["max_restarts"] = int(raw)
+            restarts = _whole_at_most(raw, MAX_RESTARTS)
+            if restarts is None:
+                raise CommandError(
+                    f"--max-restarts: expected at most {MAX_RESTARTS:,}, got {shown(raw)}"
+                )
+            options["max_restarts"] = restarts
         elif key == "backoff":
             options["backoff"] = _seconds(key, raw, zero_ok=True)
         elif key == "timeout":
@@ -207,12 +213,23 @@ def parse_parallel(raw: str) -> int | None:
     """`group G --parallel N`: 1 <= N <= MAX_PARALLEL, or "unlimited" (None)."""
     if raw == "unlimited":
         return None
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_PARALLEL:
+    value = _whole_at_most(raw, MAX_PARALLEL) if raw.isascii() and raw.isdigit() else None
+    if value is None or value < 1:
         raise CommandError(
             f"--parallel: expected a whole number from 1 to {MAX_PARALLEL:,} or "
             f"'unlimited', got {shown(raw)}"
         )
-    return int(raw)
+    return value
+
+
+def _whole_at_most(digits: str, most: int) -> int | None:
+    """DIGITS (ASCII digits) as a number if it is at most MOST, else None. Its length
+    is looked at first: int() refuses a string of over 4,300 digits (ValueError),
+    which a command line of 1 MiB can hold."""
+    if len(digits.lstrip("0")) > len(str(most)):
+        return None
+    value = int(digits)
+    return value if value <= most else None
 
 
 # -- groups -------------------------------------------------------------------------

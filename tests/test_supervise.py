@@ -149,6 +149,8 @@ def test_parse_options_values() -> None:
         ({"restart": "sometimes"}, "--restart: unknown policy 'sometimes'"),
         ({"max-restarts": "-1"}, "--max-restarts: expected a whole number >= 0, got '-1'"),
         ({"max-restarts": "٣"}, "--max-restarts: expected a whole number >= 0"),
+        ({"max-restarts": "1000001"}, "--max-restarts: expected at most 1,000,000, got '1000001'"),
+        ({"max-restarts": "9" * 5000}, "--max-restarts: expected at most 1,000,000, got '999"),
         ({"backoff": "-0.1"}, "--backoff: expected seconds >= 0, got '-0.1'"),
         ({"backoff": "nan"}, "--backoff: expected seconds >= 0"),
         ({"timeout": "0"}, "--timeout: expected seconds > 0, got '0'"),

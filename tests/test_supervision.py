@@ -10,6 +10,8 @@ from typing import Any
 
 from conftest import RunTaskd, Session
 
+from taskd.errors import shown
+
 
 def last_json(lines: list[str]) -> list[dict[str, Any]]:
     found = [line for line in lines if line == "[]" or line.startswith("[{")]
@@ -223,8 +225,11 @@ def test_group_command_errors(run_taskd: RunTaskd) -> None:
     result = run_taskd(
         "group\ngroup --parallel 2\ngroup g --parallel 0\ngroup nope\ngroup 'a b'\n"
         "group -g --parallel 2\ngroup g --parallel 99999999999999999999\n"
+        f"group g --parallel {'9' * 5000}\nnew idle --restart always --max-restarts {'9' * 5000}\n"
+        "group g --parallel 0001000000\n"
     )
-    assert result.lines == ["no groups"]
+    # leading zeros are the same number: a million is the most, and taken
+    assert result.lines == ["no groups", "group g: parallel 1000000, 0 running, 0 queued"]
     assert [e.split(": error: ", 1)[1] for e in result.errors] == [
         "group: --parallel needs a group name (usage: group [G [--parallel N|unlimited]])",
         "--parallel: expected a whole number from 1 to 1,000,000 or 'unlimited', got '0'",
@@ -233,6 +238,10 @@ def test_group_command_errors(run_taskd: RunTaskd) -> None:
         "invalid group name '-g': start it with a letter, a digit or '_'",
         "--parallel: expected a whole number from 1 to 1,000,000 or 'unlimited', got "
         "'99999999999999999999'",
+        # over 4,300 digits: int() itself refuses them (an internal error, once)
+        "--parallel: expected a whole number from 1 to 1,000,000 or 'unlimited', got "
+        f"{shown('9' * 5000)}",
+        f"--max-restarts: expected at most 1,000,000, got {shown('9' * 5000)}",
     ]
 
 
