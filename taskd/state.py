@@ -235,6 +235,8 @@ def decode(data: bytes) -> Snapshot:
         raise BadState(f"is not valid JSON ({exc.msg}, line {exc.lineno})") from None
     except RecursionError:
         raise BadState("is nested too deeply to be a state file") from None
+    except ValueError:  # int()'s own limit, which json meets before it can say where
+        raise BadState("is not valid JSON (a number of over 4,300 digits)") from None
     if not isinstance(value, dict) or FORMAT_KEY not in value:
         raise BadState("is not a taskd state file")
     version = value[FORMAT_KEY]

@@ -99,6 +99,8 @@ BAD = {
     "foreign JSON": json.dumps({"tasks": [{"id": 1}]}).encode(),
     "newer version": json.dumps({"taskd_state": 2, "live": [], "history": []}).encode(),
     "bad entry": json.dumps({"taskd_state": 1, "live": [{"name": 3}], "history": []}).encode(),
+    # json refuses an integer of over 4,300 digits with a plain ValueError
+    "huge number": b'{"taskd_state": 1, "live": [], "history": [], "n": ' + b"9" * 5000 + b"}",
 }
 WORDS = {
     "truncated": "ends too early",
@@ -107,6 +109,7 @@ WORDS = {
     "foreign JSON": "is not a taskd state file",
     "newer version": "has version '2'",
     "bad entry": "entry 1 of 'live' has no name",
+    "huge number": "is not valid JSON (a number of over 4,300 digits)",
 }
 
 
