@@ -230,7 +230,10 @@ class Daemon:
             clocks.reset()
             if self._gc_was_enabled and self.collect_after_run:
                 gc.enable()
-        if not serving.cancelled() and serving.exception() is not None:
+        if not serving.cancelled() and (failure := serving.exception()) is not None:
+            # A bug of taskd's own (a front-end's open(), startup()): said, not only
+            # counted, or the daemon would end with 1 and no word.
+            _late_error(f"internal error: {type(failure).__name__}: {failure}")
             self.exit_status = max(self.exit_status, 1)
         return self.exit_status
 
@@ -516,10 +519,7 @@ class Daemon:
         exc = context.get("exception")
         line = message + (f": {type(exc).__name__}: {exc}" if exc is not None else "")
         if not loop.is_running():  # after the end (garbage collection): no output left
-            try:
-                print(f"taskd: error: {one_line(line)}", file=sys.__stderr__, flush=True)
-            except (OSError, ValueError, AttributeError):
-                pass
+            _late_error(line)
             return
         self._daemon_error(line, exc)
 
@@ -560,3 +560,11 @@ class Daemon:
                 file=saved,
                 flush=True,
             )
+
+
+def _late_error(line: str) -> None:
+    """LINE on the process's stderr, once the loop and the outputs have closed."""
+    try:
+        print(f"taskd: error: {one_line(line)}", file=sys.__stderr__, flush=True)
+    except (OSError, ValueError, AttributeError):
+        pass

@@ -214,3 +214,16 @@ async def test_a_task_that_renames_itself_is_still_accounted_for() -> None:
     record = engine.registry.get("r")
     assert record is not None and record.state == "done"
     assert "r" not in engine.registry.live
+
+
+def test_a_bug_of_taskd_s_own_is_said_not_only_counted(capfd: pytest.CaptureFixture[str]) -> None:
+    """An exception out of the daemon's own serve() (here a front-end's open()) ends
+    it with 1 and one line on stderr: it once ended with 1 and no word."""
+
+    class Broken(ListFrontend):
+        async def open(self, daemon: Any) -> Any:
+            raise RuntimeError("boom")
+
+    status = Daemon(Config()).run(Broken([]))
+    assert status == 1
+    assert capfd.readouterr().err == "taskd: error: internal error: RuntimeError: boom\n"
