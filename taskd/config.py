@@ -91,6 +91,8 @@ def _parse(text: str, source: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, f"not valid TOML ({exc})") from None
+    except ValueError:  # int()'s own limit, which tomllib meets with no line to give
+        raise ConfigError(source, "not valid TOML (a number of over 4,300 digits)") from None
 
 
 def _check(values: dict[str, Any], source: str, defaults: dict[str, Any]) -> dict[str, Any]:

@@ -76,6 +76,7 @@ BAD_FILES = [
     ("kinds not a table", 'kinds = "x"\n', r"kinds: expected dict, got str"),
     ("kind target", "[kinds]\nfoo = 3\n", r'kinds.foo: expected "module:function"'),
     ("kind no colon", '[kinds]\nfoo = "mod"\n', r'kinds.foo: expected "module:function"'),
+    ("huge number", "history = " + "9" * 5000 + "\n", r"not valid TOML \(a number of over 4,300"),
 ]
 
 
